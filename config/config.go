@@ -113,7 +113,7 @@ func Default() Config {
 			SocketMode: 0o660,
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
-		Ingest: IngestConfig{MaxEventBytes: 1_000_000},
+		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000},
 		Spool: SpoolConfig{
 			MaxBytes:     2 << 30,
 			WhenFull:     "reject",
