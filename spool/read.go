@@ -1,0 +1,160 @@
+package spool
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Next returns records from the head of the spool, oldest first, that share
+// the head record's token and historical flag, stopping before maxEvents or
+// maxBytes would be exceeded (but always returning at least the head record).
+// It returns nil when the spool is empty. A record that cannot be decoded is
+// moved to the dead-letter bucket with the reason, so it cannot block the
+// head; that is logged.
+func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
+	s.compactMu.RLock()
+	defer s.compactMu.RUnlock()
+	var out []Record
+	var bad []uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketPending).Cursor()
+		events, bytes := 0, 0
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			seq := keySeq(k)
+			h, n, _, err := decodeHeader(v)
+			if err != nil {
+				bad = append(bad, seq)
+				continue
+			}
+			if len(out) > 0 {
+				if h.token != out[0].Token || h.historical != out[0].Historical ||
+					events+int(n) > maxEvents || bytes+len(v) > maxBytes {
+					break
+				}
+			}
+			r, err := decodeRecord(seq, v)
+			if err != nil {
+				bad = append(bad, seq)
+				continue
+			}
+			out = append(out, r)
+			events += int(n)
+			bytes += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: read %s: %w", s.opts.Path, err)
+	}
+	if len(bad) > 0 {
+		if err := s.quarantine(bad); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DeadEvent is an event PostHog refused for good, with PostHog's answer.
+type DeadEvent struct {
+	Token      string
+	Historical bool
+	Event      []byte
+	Reason     string
+}
+
+// Done removes the given records (PostHog took them, or they are dead) and
+// stores dead letters, in one transaction. Records already gone (dropped by
+// the drop_oldest policy while they were in flight) are skipped.
+func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
+	return s.update(func(tx *bolt.Tx, c *counters) error {
+		pending := tx.Bucket(bucketPending)
+		for _, seq := range seqs {
+			k := seqKey(seq)
+			v := pending.Get(k)
+			if v == nil {
+				continue
+			}
+			_, n, _, err := decodeHeader(v)
+			if err != nil {
+				n = 0
+			}
+			c.PendingEvents -= int64(n)
+			c.PendingBytes -= int64(len(v))
+			if err := pending.Delete(k); err != nil {
+				return err
+			}
+		}
+		deadB := tx.Bucket(bucketDead)
+		for _, d := range dead {
+			rec := encodeRecord(d.Token, d.Historical, nowFunc(), d.Reason, [][]byte{d.Event})
+			if err := deadB.Put(seqKey(c.NextSeq), rec); err != nil {
+				return err
+			}
+			c.NextSeq++
+			c.DeadEvents++
+			c.DeadBytes += int64(len(rec))
+		}
+		return nil
+	})
+}
+
+// quarantine moves undecodable pending records to the dead-letter bucket
+// byte for byte, so they stay on disk for inspection.
+func (s *Spool) quarantine(seqs []uint64) error {
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		pending, dead := tx.Bucket(bucketPending), tx.Bucket(bucketDead)
+		for _, seq := range seqs {
+			k := seqKey(seq)
+			v := pending.Get(k)
+			if v == nil {
+				continue
+			}
+			size := int64(len(v))
+			if _, n, _, err := decodeHeader(v); err == nil {
+				c.PendingEvents -= int64(n)
+				c.DeadEvents += int64(n)
+			}
+			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
+				return err
+			}
+			c.NextSeq++
+			if err := pending.Delete(k); err != nil {
+				return err
+			}
+			c.PendingBytes -= size
+			c.DeadBytes += size
+		}
+		return nil
+	})
+	if err == nil {
+		s.log.Error().Uints64("records", seqs).Str("file", s.opts.Path).
+			Msg("spool records could not be decoded; moved them to the dead-letter bucket (see hogrelay spool dead-letters list)")
+	}
+	return err
+}
+
+// update runs fn in a write transaction with the counters, publishing them
+// only if the transaction commits.
+func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
+	if s.opts.ReadOnly {
+		return fmt.Errorf("spool: %s is open read-only", s.opts.Path)
+	}
+	s.compactMu.RLock()
+	defer s.compactMu.RUnlock()
+	s.ctrMu.Lock()
+	defer s.ctrMu.Unlock()
+	c := s.ctr
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c = s.ctr
+		if err := fn(tx, &c); err != nil {
+			return err
+		}
+		return putCounters(tx, c)
+	})
+	if err != nil {
+		return fmt.Errorf("spool: update %s: %w", s.opts.Path, err)
+	}
+	s.ctr = c
+	return nil
+}

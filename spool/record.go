@@ -1,0 +1,158 @@
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// recordVersion is the first byte of every stored value, so a future format
+// can be told apart from this one instead of being misread.
+const recordVersion = 1
+
+const flagHistorical = 1 << 0
+
+// A record is one stored unit: a run of events from a single request that
+// share a project token. Storing runs rather than single events keeps bbolt's
+// per-key overhead off the hot path (a 100-event /batch is one key), while the
+// forwarder still sends, splits and dead-letters individual events.
+//
+// Layout (all integers unsigned varints unless noted):
+//
+//	[0]      version (1)
+//	[1]      flags (bit 0: historical_migration)
+//	varint   received_at, unix milliseconds (signed)
+//	uvarint  len(token), token
+//	uvarint  len(reason), reason (dead letters only: why PostHog refused it)
+//	uvarint  count, then count × (uvarint len, event JSON)
+type Record struct {
+	Seq        uint64
+	Token      string
+	Historical bool
+	ReceivedAt time.Time
+	Reason     string
+	Events     [][]byte
+	// Size is the encoded size in bytes, what the record costs on disk.
+	Size int
+}
+
+func encodedSize(token, reason string, events [][]byte) int {
+	n := 2 + binary.MaxVarintLen64 + uvarintLen(uint64(len(token))) + len(token) +
+		uvarintLen(uint64(len(reason))) + len(reason) + uvarintLen(uint64(len(events)))
+	for _, e := range events {
+		n += uvarintLen(uint64(len(e))) + len(e)
+	}
+	return n
+}
+
+func encodeRecord(token string, historical bool, received time.Time, reason string, events [][]byte) []byte {
+	b := make([]byte, 0, encodedSize(token, reason, events))
+	var flags byte
+	if historical {
+		flags |= flagHistorical
+	}
+	b = append(b, recordVersion, flags)
+	b = binary.AppendVarint(b, received.UnixMilli())
+	b = binary.AppendUvarint(b, uint64(len(token)))
+	b = append(b, token...)
+	b = binary.AppendUvarint(b, uint64(len(reason)))
+	b = append(b, reason...)
+	b = binary.AppendUvarint(b, uint64(len(events)))
+	for _, e := range events {
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	return b
+}
+
+var errCorruptRecord = errors.New("corrupt record")
+
+// decodeRecord parses a stored value. It copies everything it returns, because
+// bbolt's value slices are only valid inside the transaction.
+func decodeRecord(seq uint64, v []byte) (Record, error) {
+	r := Record{Seq: seq, Size: len(v)}
+	hdr, count, rest, err := decodeHeader(v)
+	if err != nil {
+		return r, fmt.Errorf("spool: record %d: %w", seq, err)
+	}
+	r.Token, r.Historical, r.ReceivedAt, r.Reason = hdr.token, hdr.historical, hdr.received, hdr.reason
+	r.Events = make([][]byte, 0, count)
+	// One allocation for all event bytes of the record.
+	buf := make([]byte, 0, len(rest))
+	for i := uint64(0); i < count; i++ {
+		l, n := binary.Uvarint(rest)
+		if n <= 0 || uint64(len(rest)-n) < l {
+			return r, fmt.Errorf("spool: record %d: event %d: %w", seq, i, errCorruptRecord)
+		}
+		start := len(buf)
+		buf = append(buf, rest[n:n+int(l)]...)
+		r.Events = append(r.Events, buf[start:len(buf):len(buf)])
+		rest = rest[n+int(l):]
+	}
+	if len(rest) != 0 {
+		return r, fmt.Errorf("spool: record %d: %d trailing bytes: %w", seq, len(rest), errCorruptRecord)
+	}
+	return r, nil
+}
+
+type header struct {
+	token      string
+	historical bool
+	received   time.Time
+	reason     string
+}
+
+// decodeHeader reads everything but the events; counting a record's events
+// (for the spool's depth counters) needs no more than this.
+func decodeHeader(v []byte) (h header, count uint64, rest []byte, err error) {
+	if len(v) < 2 || v[0] != recordVersion {
+		return h, 0, nil, fmt.Errorf("unknown record version: %w", errCorruptRecord)
+	}
+	h.historical = v[1]&flagHistorical != 0
+	rest = v[2:]
+	ms, n := binary.Varint(rest)
+	if n <= 0 {
+		return h, 0, nil, errCorruptRecord
+	}
+	h.received = time.UnixMilli(ms)
+	rest = rest[n:]
+	str := func() (string, bool) {
+		l, n := binary.Uvarint(rest)
+		if n <= 0 || uint64(len(rest)-n) < l {
+			return "", false
+		}
+		s := string(rest[n : n+int(l)])
+		rest = rest[n+int(l):]
+		return s, true
+	}
+	var ok bool
+	if h.token, ok = str(); !ok {
+		return h, 0, nil, errCorruptRecord
+	}
+	if h.reason, ok = str(); !ok {
+		return h, 0, nil, errCorruptRecord
+	}
+	count, n = binary.Uvarint(rest)
+	if n <= 0 {
+		return h, 0, nil, errCorruptRecord
+	}
+	return h, count, rest[n:], nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func keySeq(k []byte) uint64 { return binary.BigEndian.Uint64(k) }

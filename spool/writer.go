@@ -1,0 +1,194 @@
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	berrors "go.etcd.io/bbolt/errors"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type writeReq struct {
+	records [][]byte
+	events  []int64 // events per record
+	bytes   int64
+	done    chan error
+}
+
+// maxGroupBytes bounds one group commit, so a burst of huge requests does not
+// build one enormous transaction (and one long wait for everyone in it).
+const maxGroupBytes = 16 << 20
+
+// writer is the only goroutine that appends. It takes every request that is
+// already waiting and commits them in one transaction: one fsync for all.
+func (s *Spool) writer() {
+	defer s.wg.Done()
+	group := make([]*writeReq, 0, 256)
+	for {
+		select {
+		case req := <-s.writes:
+			group = append(group[:0], req)
+		case <-s.closing:
+			// Commit whatever producers queued before Close, then exit.
+			for {
+				select {
+				case req := <-s.writes:
+					s.commit([]*writeReq{req})
+				default:
+					return
+				}
+			}
+		}
+		size := group[0].bytes
+	gather:
+		for size < maxGroupBytes {
+			select {
+			case req := <-s.writes:
+				group = append(group, req)
+				size += req.bytes
+			default:
+				break gather
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// commit stores the group in one transaction and answers every request.
+// Requests that do not fit under the Reject policy get ErrFull without
+// failing the others.
+func (s *Spool) commit(group []*writeReq) {
+	s.compactMu.RLock()
+	defer s.compactMu.RUnlock()
+	s.ctrMu.Lock()
+	defer s.ctrMu.Unlock()
+
+	results := make([]error, len(group))
+	c := s.ctr
+	var dropped int64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c = s.ctr
+		dropped = 0
+		pending := tx.Bucket(bucketPending)
+		for i, req := range group {
+			results[i] = nil
+			if req.bytes > s.opts.MaxBytes {
+				results[i] = fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)
+				continue
+			}
+			over := c.PendingBytes + c.DeadBytes + req.bytes - s.opts.MaxBytes
+			if over > 0 {
+				if s.opts.WhenFull != DropOldest {
+					results[i] = fmt.Errorf("%w: %d of %d bytes used", ErrFull, c.PendingBytes+c.DeadBytes, s.opts.MaxBytes)
+					continue
+				}
+				n, err := dropOldest(pending, &c, over)
+				if err != nil {
+					return err
+				}
+				dropped += n
+				if c.PendingBytes+c.DeadBytes+req.bytes > s.opts.MaxBytes {
+					// Only dead letters are left; they are never dropped silently.
+					results[i] = fmt.Errorf("%w: dead letters fill the spool (%d bytes); requeue or drop them", ErrFull, c.DeadBytes)
+					continue
+				}
+			}
+			for j, rec := range req.records {
+				if err := pending.Put(seqKey(c.NextSeq), rec); err != nil {
+					return err
+				}
+				c.NextSeq++
+				c.PendingEvents += req.events[j]
+				c.PendingBytes += int64(len(rec))
+			}
+		}
+		return putCounters(tx, c)
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrMaxSizeReached) {
+			err = fmt.Errorf("%w: the spool file %s reached its size limit: %v", ErrFull, s.opts.Path, err)
+		} else {
+			err = fmt.Errorf("spool: write to %s failed: %w", s.opts.Path, err)
+		}
+		s.log.Error().Err(err).Int("requests", len(group)).Msg("spool commit failed; producers were refused, nothing acknowledged")
+		for i := range results {
+			results[i] = err
+		}
+	} else {
+		s.ctr = c
+		if dropped > 0 {
+			s.dropped.Add(uint64(dropped))
+			s.log.Warn().Int64("dropped_events", dropped).Int64("max_bytes", s.opts.MaxBytes).
+				Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\")")
+		}
+	}
+	stored := false
+	for i, req := range group {
+		req.done <- results[i]
+		stored = stored || results[i] == nil
+	}
+	if stored {
+		s.signal()
+	}
+}
+
+// dropOldest deletes head records until at least need bytes are freed or the
+// pending bucket is empty. It returns the number of events deleted.
+func dropOldest(pending *bolt.Bucket, c *counters, need int64) (int64, error) {
+	var keys [][]byte
+	var freed, events int64
+	cur := pending.Cursor()
+	for k, v := cur.First(); k != nil && freed < need; k, v = cur.Next() {
+		_, n, _, err := decodeHeader(v)
+		if err != nil {
+			n = 0 // a damaged record is still deleted; its bytes count
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		freed += int64(len(v))
+		events += int64(n)
+	}
+	// Deleting while iterating can skip keys in bbolt; collect, then delete.
+	for _, k := range keys {
+		if err := pending.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	c.PendingBytes -= freed
+	c.PendingEvents -= events
+	return events, nil
+}
+
+func putCounters(tx *bolt.Tx, c counters) error {
+	b := make([]byte, 0, 5*binary.MaxVarintLen64)
+	b = binary.AppendVarint(b, c.PendingEvents)
+	b = binary.AppendVarint(b, c.PendingBytes)
+	b = binary.AppendVarint(b, c.DeadEvents)
+	b = binary.AppendVarint(b, c.DeadBytes)
+	b = binary.AppendUvarint(b, c.NextSeq)
+	return tx.Bucket(bucketMeta).Put(keyCounters, b)
+}
+
+func getCounters(tx *bolt.Tx) (counters, bool) {
+	v := tx.Bucket(bucketMeta).Get(keyCounters)
+	if v == nil {
+		return counters{}, false
+	}
+	var c counters
+	vals := []*int64{&c.PendingEvents, &c.PendingBytes, &c.DeadEvents, &c.DeadBytes}
+	for _, p := range vals {
+		x, n := binary.Varint(v)
+		if n <= 0 {
+			return counters{}, false
+		}
+		*p = x
+		v = v[n:]
+	}
+	x, n := binary.Uvarint(v)
+	if n <= 0 {
+		return counters{}, false
+	}
+	c.NextSeq = x
+	return c, true
+}
