@@ -507,4 +507,3 @@ func redactURL(s string) string {
 	}
 	return s
 }
-
