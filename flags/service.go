@@ -1,0 +1,284 @@
+// Package flags keeps PostHog feature-flag definitions on this machine and
+// answers flag questions from them.
+//
+// A poller fetches /flags/definitions with the personal API key and the last
+// ETag, validates every new body by compiling it with flags/eval, swaps it in
+// atomically and writes it to Dir/flag-definitions.json (tmp file, fsync,
+// rename, dir fsync). New loads that file before anything else, so after a
+// reboot with no network the agent answers from the last good set the moment
+// it is up. A flag that cannot be decided locally is asked of PostHog's /flags
+// when that is allowed; when nothing can answer, callers get ErrNoAnswer,
+// never a guess.
+//
+// Data flows one way: poll.go (network) → cache.go (disk) → answer.go (local
+// evaluation, then remote.go as the fallback).
+package flags
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hogrelay/hogrelay/flags/eval"
+)
+
+// CacheFile is the name of the definitions cache inside Options.Dir.
+const CacheFile = "flag-definitions.json"
+
+const (
+	// DefaultPollInterval matches posthog-python, -ruby and -node.
+	DefaultPollInterval = 30 * time.Second
+	// definitionsTimeout and remoteTimeout match the SDKs (wire contract §3.4, §4.4).
+	definitionsTimeout = 10 * time.Second
+	remoteTimeout      = 3 * time.Second
+	// maxBackoff caps the wait after repeated failures. A larger poll
+	// interval is never shortened by it.
+	maxBackoff = 5 * time.Minute
+	// maxRetryAfter bounds how long a server's Retry-After can park polling,
+	// so a bogus header cannot silence the agent for a day.
+	maxRetryAfter = 30 * time.Minute
+	// remoteCooldown: after a transport failure on /flags, further remote
+	// calls fail fast for this long instead of each waiting out the 3s
+	// timeout, which matters right after a boot with no network.
+	remoteCooldown = 5 * time.Second
+	// persistCheckedEvery: a 304 does not change the body, but the time
+	// PostHog last confirmed it is rewritten to disk at most this often, so
+	// an offline restart reports an honest age without an fsync every poll.
+	persistCheckedEvery = 10 * time.Minute
+	// Response size limits: definitions with cohorts can be several MB.
+	maxDefinitionsBytes = 64 << 20
+	maxRemoteBytes      = 8 << 20
+	userAgent           = "hogrelay"
+)
+
+// Options configures a Service. Zero values are usable where noted.
+type Options struct {
+	Host           string // PostHog host, e.g. "https://us.i.posthog.com"; "" = no network at all
+	ProjectToken   string // phc_..., sent as ?token= for definitions and as token in /flags calls
+	PersonalAPIKey string // phx_ or phs_, Bearer for definitions; "" disables polling and remote calls
+	PollInterval   time.Duration
+	Dir            string // data_dir; the cache file is Dir/flag-definitions.json
+	// OnlyEvaluateLocally forbids remote /flags calls for every question.
+	OnlyEvaluateLocally bool
+	HTTPClient          *http.Client // nil = a client with sensible dial/TLS timeouts
+	Logger              zerolog.Logger
+}
+
+// Status is a snapshot for the status endpoint and the CLI.
+type Status struct {
+	Source string // "network", "disk" or "none"
+	// FetchedAt is when PostHog last confirmed the definitions in use
+	// (a 200 or a 304), or the time saved in the cache file when Source is "disk".
+	FetchedAt      time.Time
+	ETag           string
+	SourceURL      string // the definitions URL the set came from
+	FlagCount      int
+	QuotaLimited   bool
+	PollingEnabled bool
+	RemoteEnabled  bool
+	PollInterval   time.Duration
+	LastError      string
+	LastErrorAt    time.Time
+	LastPollAt     time.Time
+	Polls          uint64
+	PollErrors     uint64
+}
+
+// definitions is one immutable set of flags. A 304 makes a copy with a new
+// time and ETag that shares ev and raw.
+type definitions struct {
+	ev        *eval.Evaluator
+	raw       []byte
+	etag      string
+	fetchedAt time.Time
+	source    string // "network" or "disk"
+	sourceURL string
+}
+
+// Service polls definitions, keeps the disk cache and answers flags.
+// All methods are safe for concurrent use.
+type Service struct {
+	host           string // without trailing slash
+	token          string
+	key            string
+	dir            string
+	cachePath      string
+	onlyLocal      bool
+	pollingEnabled bool
+	client         *http.Client
+	log            zerolog.Logger
+
+	defs  atomic.Pointer[definitions] // nil until something loaded
+	quota atomic.Bool                 // PostHog said 402: answer nothing until a good fetch
+
+	// fetchMu serialises definition fetches so Reload and Run never race
+	// each other on the ETag or the cache file. Lock order: fetchMu, then mu.
+	fetchMu sync.Mutex
+
+	mu          sync.Mutex // guards the fields below
+	interval    time.Duration
+	endpoint    int           // index into definitionPaths that last worked
+	failures    int           // consecutive failed polls; drives backoff
+	failKind    string        // kind of the failure last logged; "" while healthy
+	retryAfter  time.Duration // from the last 429/503, if any
+	persistedAt time.Time     // fetched_at as last written to disk
+	lastErr     string
+	lastErrAt   time.Time
+	lastPollAt  time.Time
+	polls       uint64
+	pollErrors  uint64
+	remoteDown  time.Time // remote calls fail fast until then
+	remoteErr   error     // why, for the fast failure
+
+	wake chan struct{} // SetPollInterval nudges Run to re-plan its wait
+
+	// Seams for tests; real defaults set in New.
+	now    func() time.Time
+	after  func(time.Duration) <-chan time.Time
+	jitter func(time.Duration) time.Duration
+}
+
+// New builds a Service and loads the disk cache synchronously, so flags
+// answer before the first network fetch. A missing or damaged cache file is
+// logged and ignored; only bad Options are an error.
+func New(o Options) (*Service, error) {
+	if o.Dir == "" {
+		return nil, errors.New("flags: Options.Dir is empty; the definitions cache needs a data directory")
+	}
+	host := strings.TrimRight(o.Host, "/")
+	if host != "" {
+		u, err := url.Parse(host)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("flags: host %q is not an http(s) URL (use e.g. \"https://us.i.posthog.com\")", o.Host)
+		}
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	client := o.HTTPClient
+	if client == nil {
+		client = defaultClient()
+	}
+	s := &Service{
+		host:      host,
+		token:     o.ProjectToken,
+		key:       o.PersonalAPIKey,
+		dir:       o.Dir,
+		cachePath: filepath.Join(o.Dir, CacheFile),
+		onlyLocal: o.OnlyEvaluateLocally,
+		client:    client,
+		log:       o.Logger.With().Str("component", "flags").Logger(),
+		interval:  o.PollInterval,
+		wake:      make(chan struct{}, 1),
+		now:       time.Now,
+		after:     time.After,
+		jitter:    jitter10,
+	}
+	switch {
+	case s.key == "":
+		s.log.Info().Msg("flag definitions polling is off: no personal API key; evaluating from the disk cache only")
+	case s.host == "":
+		s.log.Warn().Msg("flag definitions polling is off: no PostHog host")
+	case s.token == "":
+		s.log.Warn().Msg("flag definitions polling is off: no project API key (the definitions endpoint needs ?token=)")
+	default:
+		s.pollingEnabled = true
+	}
+	s.loadCache()
+	return s, nil
+}
+
+// defaultClient bounds each phase of a connection; the whole request is
+// bounded per call by a context deadline (10s definitions, 3s /flags).
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ResponseHeaderTimeout = definitionsTimeout
+	t.MaxIdleConnsPerHost = 4
+	return &http.Client{Transport: t}
+}
+
+// jitter10 spreads waits by ±10% so many agents rebooted together (a fleet
+// restart, a region outage) do not poll PostHog in lockstep.
+func jitter10(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+}
+
+// SetPollInterval changes the interval for the next wait (live config reload).
+// Values below one second are raised to one second.
+func (s *Service) SetPollInterval(d time.Duration) {
+	d = max(d, time.Second)
+	s.mu.Lock()
+	s.interval = d
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status reports where the definitions came from and how polling is going.
+func (s *Service) Status() Status {
+	st := Status{
+		Source:         "none",
+		QuotaLimited:   s.quota.Load(),
+		PollingEnabled: s.pollingEnabled,
+		RemoteEnabled:  s.remoteBlocked(false) == "",
+	}
+	if d := s.defs.Load(); d != nil {
+		st.Source = d.source
+		st.FetchedAt = d.fetchedAt
+		st.ETag = d.etag
+		st.SourceURL = d.sourceURL
+		st.FlagCount = d.ev.Len()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.PollInterval = s.interval
+	st.LastError = s.lastErr
+	st.LastErrorAt = s.lastErrAt
+	st.LastPollAt = s.lastPollAt
+	st.Polls = s.polls
+	st.PollErrors = s.pollErrors
+	return st
+}
+
+// Definitions returns exactly the last good definitions body and its ETag,
+// to serve SDKs that poll the agent. The slice is shared: do not modify it.
+// ok is false when there is none, and also while PostHog reports the quota
+// as exceeded, so SDKs behind the agent stop evaluating just as they would
+// against PostHog (the api layer should answer 402 then; see Status).
+func (s *Service) Definitions() (raw []byte, etag string, ok bool) {
+	d := s.defs.Load()
+	if d == nil || s.quota.Load() {
+		return nil, "", false
+	}
+	return d.raw, d.etag, true
+}
+
+// setError records a failure for Status. The personal key is scrubbed in
+// case some layer ever echoes a header back into an error.
+func (s *Service) setError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = s.redact(err.Error())
+	s.lastErrAt = s.now()
+}
+
+func (s *Service) redact(msg string) string {
+	if s.key == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s.key, "[redacted]")
+}
