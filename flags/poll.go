@@ -236,6 +236,15 @@ func (s *Service) applyBody(resp *http.Response, u string) error {
 	if !json.Valid(body) {
 		return &fetchError{kind: "invalid body", err: fmt.Errorf("flags: GET %s: status 200 but the body is not JSON (%d bytes)", u, len(body))}
 	}
+	// A JSON body without a flags list is an error page or a proxy's
+	// answer, not "every flag was deleted"; swapping it in would turn every
+	// flag off.
+	var shape struct {
+		Flags json.RawMessage `json:"flags"`
+	}
+	if json.Unmarshal(body, &shape) != nil || len(shape.Flags) == 0 || shape.Flags[0] != '[' {
+		return &fetchError{kind: "invalid body", err: fmt.Errorf("flags: GET %s: status 200 but the body has no \"flags\" list (%.80s)", u, body)}
+	}
 	ev, err := eval.Compile(body)
 	if err != nil {
 		return &fetchError{kind: "invalid body", err: fmt.Errorf("flags: GET %s: definitions do not compile: %w", u, err)}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
@@ -97,7 +98,7 @@ func (s *Service) remote(ctx context.Context, in eval.Input, ua string, keys []s
 	if err != nil {
 		return remoteAnswer{}, fmt.Errorf("flags: encoding /flags request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.remoteTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
@@ -202,18 +203,28 @@ func parseFlagsResponse(raw []byte) (remoteAnswer, error) {
 	return ans, nil
 }
 
-// normalizePayload returns payloads as the JSON value they encode. PostHog
-// usually sends a payload as a JSON-encoded string ("{\"a\":1}") but may
-// send the value itself; the SDKs accept both (wire contract §3.3).
+// normalizePayload returns payloads as the JSON value they encode, the same
+// way flags/eval decodes payloads from definitions, so a remote answer looks
+// like a local one. PostHog usually sends a payload as a JSON-encoded string
+// ("{\"a\":1}") but may send the value itself; the SDKs accept both (wire
+// contract §3.3). A string that is not JSON is the payload itself; "" and
+// null are no payload.
 func normalizePayload(p json.RawMessage) json.RawMessage {
 	p = bytes.TrimSpace(p)
 	if len(p) == 0 || string(p) == "null" {
 		return nil
 	}
-	if p[0] == '"' {
-		var s string
-		if json.Unmarshal(p, &s) == nil && json.Valid([]byte(s)) {
-			return json.RawMessage(s)
+	if p[0] != '"' {
+		return slices.Clone(p)
+	}
+	var s string
+	if json.Unmarshal(p, &s) != nil || s == "" {
+		return nil
+	}
+	if inner := []byte(strings.TrimSpace(s)); json.Valid(inner) {
+		var b bytes.Buffer
+		if json.Compact(&b, inner) == nil {
+			return b.Bytes()
 		}
 	}
 	return slices.Clone(p)

@@ -143,9 +143,10 @@ type Service struct {
 	wake chan struct{} // SetPollInterval nudges Run to re-plan its wait
 
 	// Seams for tests; real defaults set in New.
-	now    func() time.Time
-	after  func(time.Duration) <-chan time.Time
-	jitter func(time.Duration) time.Duration
+	remoteTimeout time.Duration
+	now           func() time.Time
+	after         func(time.Duration) <-chan time.Time
+	jitter        func(time.Duration) time.Duration
 }
 
 // New builds a Service and loads the disk cache synchronously, so flags
@@ -170,19 +171,20 @@ func New(o Options) (*Service, error) {
 		client = defaultClient()
 	}
 	s := &Service{
-		host:      host,
-		token:     o.ProjectToken,
-		key:       o.PersonalAPIKey,
-		dir:       o.Dir,
-		cachePath: filepath.Join(o.Dir, CacheFile),
-		onlyLocal: o.OnlyEvaluateLocally,
-		client:    client,
-		log:       o.Logger.With().Str("component", "flags").Logger(),
-		interval:  o.PollInterval,
-		wake:      make(chan struct{}, 1),
-		now:       time.Now,
-		after:     time.After,
-		jitter:    jitter10,
+		host:          host,
+		token:         o.ProjectToken,
+		key:           o.PersonalAPIKey,
+		dir:           o.Dir,
+		cachePath:     filepath.Join(o.Dir, CacheFile),
+		onlyLocal:     o.OnlyEvaluateLocally,
+		client:        client,
+		log:           o.Logger.With().Str("component", "flags").Logger(),
+		interval:      o.PollInterval,
+		wake:          make(chan struct{}, 1),
+		now:           time.Now,
+		remoteTimeout: remoteTimeout,
+		after:         time.After,
+		jitter:        jitter10,
 	}
 	switch {
 	case s.key == "":
