@@ -58,8 +58,8 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// wait sleeps until the next poll is due; false once ctx is done. A change of
-// poll interval restarts the wait with the new value.
+// wait sleeps until the next poll is due; false once ctx is done. A nudge
+// (new poll interval, manual Reload) restarts the wait with fresh values.
 func (s *Service) wait(ctx context.Context) bool {
 	for {
 		select {
@@ -81,11 +81,10 @@ func (s *Service) nextDelay() time.Duration {
 	d := interval
 	if failures > 0 {
 		limit := max(interval, maxBackoff)
-		d = interval << min(failures, 20)
-		if d > limit || d <= 0 {
-			d = limit
+		for i := 0; i < failures && d < limit; i++ {
+			d *= 2
 		}
-		d = max(d, min(retryAfter, maxRetryAfter))
+		d = max(min(d, limit), min(retryAfter, maxRetryAfter))
 	}
 	return s.jitter(d)
 }
@@ -97,7 +96,9 @@ func (s *Service) Reload(ctx context.Context) error {
 	if !s.pollingEnabled {
 		return ErrPollingDisabled
 	}
-	return s.poll(ctx)
+	err := s.poll(ctx)
+	s.nudge() // Run re-plans its wait from this fresh outcome
+	return err
 }
 
 // poll does one fetch and records its outcome for Status, logs and backoff.

@@ -224,6 +224,10 @@ func (s *Service) SetPollInterval(d time.Duration) {
 	s.mu.Lock()
 	s.interval = d
 	s.mu.Unlock()
+	s.nudge()
+}
+
+func (s *Service) nudge() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
