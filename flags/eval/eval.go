@@ -1,15 +1,24 @@
-// Package eval evaluates PostHog feature flags locally from a /flags/definitions
-// document, with the same answers PostHog's own flags service would give.
+// Package eval evaluates PostHog feature flags locally from a
+// /flags/definitions document, giving the answers PostHog's own flags service
+// (rust/feature-flags) would give.
 //
-// It is pure: definitions JSON in, flag answers out; no I/O and no clock other
-// than an injectable one for relative dates. When a flag cannot be decided
-// from the definitions and the given properties alone, Evaluate returns an
-// error wrapping ErrInconclusive so the caller can ask PostHog remotely.
+// It is pure: definitions JSON in, flag answers out, no I/O. When a flag cannot
+// be decided from the definitions and the properties the caller gave (a
+// property is missing, a cohort is static, a flag needs server-side state), the
+// error wraps ErrInconclusive so the caller can ask PostHog's /flags instead.
+//
+// The reference is the service, as the newest posthog-node applies it locally.
+// Where posthog-node and the service disagree this package follows the
+// service; each such choice is commented where it is made and pinned by a
+// TestServiceSemantics_* test.
 package eval
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"time"
 )
 
 // ErrInconclusive means the flag cannot be decided locally; ask PostHog's /flags.
@@ -20,14 +29,18 @@ var ErrUnknownFlag = errors.New("no such flag")
 
 // Input is what is known about the subject of an evaluation.
 type Input struct {
-	DistinctID       string
-	DeviceID         string                    // for bucketing_identifier == "device_id"
+	DistinctID string
+	// DeviceID buckets flags whose bucketing_identifier is "device_id". When it
+	// is empty, PersonProperties["$device_id"] is used, as posthog-node does.
+	DeviceID         string
 	Groups           map[string]string         // group type -> group key
 	PersonProperties map[string]any            // as decoded by encoding/json; json.Number and Go ints accepted too
 	GroupProperties  map[string]map[string]any // group type -> properties
 }
 
-// Reason says why a flag has its value; codes are PostHog's.
+// Reason says why a flag has its value. Codes are PostHog's:
+// condition_match, no_condition_match, out_of_rollout_bound, no_group_type,
+// flag_disabled.
 type Reason struct {
 	Code           string
 	ConditionIndex *int
@@ -38,8 +51,10 @@ type Reason struct {
 type Result struct {
 	Key     string
 	Enabled bool
-	Variant string          // "" = none
-	Payload json.RawMessage // nil = none
+	Variant string // "" = none
+	// Payload is the JSON value configured for the answer (the variant's, or
+	// "true"'s), nil when there is none or the flag is off.
+	Payload json.RawMessage
 	Reason  Reason
 	ID      int64
 	Version int64
@@ -64,14 +79,57 @@ type FlagInfo struct {
 	HasPayloads                bool
 }
 
-// Evaluator holds compiled definitions. It is immutable after Compile and safe for concurrent use.
+// Evaluator holds compiled definitions. It is immutable after Compile and safe
+// for concurrent use.
 type Evaluator struct {
-	keys []string
+	keys       []string
+	flags      map[string]*flagDef
+	byID       map[string]string // flag id -> key, for dependencies that name flags by id
+	groupTypes map[int]string
+	cohorts    map[string]*propGroup
+	now        func() time.Time // relative dates; nil means time.Now
 }
 
-// Compile parses a /flags/definitions response.
-func Compile(raw []byte) (*Evaluator, error) {
-	return &Evaluator{}, nil
+type flagDef struct {
+	key             string
+	id, version     int64
+	active          bool
+	eec             bool
+	device          bool // bucketing_identifier == "device_id"
+	hasAgg          bool
+	agg             int
+	groupType       string
+	earlyExit       bool
+	conds           []condition
+	variants        []variant
+	constantVariant bool
+	payloads        map[string]json.RawMessage
+	broken          string // non-empty: never evaluable locally, and why
+}
+
+type variant struct {
+	key string
+	pct float64
+}
+
+type condition struct {
+	filters []*filter // person, group and flag filters, in definition order
+	cohorts []*filter
+	rollout float64
+	variant string // a valid variant override, or ""
+	hasAgg  bool
+	agg     int
+}
+
+type propGroup struct {
+	and   bool
+	items []groupItem
+	bad   error
+}
+
+type groupItem struct {
+	group  *propGroup
+	filter *filter
 }
 
 // Keys returns the flag keys in definition order.
@@ -81,14 +139,497 @@ func (e *Evaluator) Keys() []string { return append([]string(nil), e.keys...) }
 func (e *Evaluator) Len() int { return len(e.keys) }
 
 // Flag describes one flag.
-func (e *Evaluator) Flag(key string) (FlagInfo, bool) { return FlagInfo{}, false }
-
-// Evaluate answers one flag.
-func (e *Evaluator) Evaluate(key string, in Input) (Result, error) {
-	return Result{}, ErrInconclusive
+func (e *Evaluator) Flag(key string) (FlagInfo, bool) {
+	f, ok := e.flags[key]
+	if !ok {
+		return FlagInfo{}, false
+	}
+	return FlagInfo{
+		Key: f.key, ID: f.id, Version: f.version, Active: f.active,
+		EnsureExperienceContinuity: f.eec, GroupType: f.groupType,
+		HasPayloads: len(f.payloads) > 0,
+	}, true
 }
 
-// EvaluateAll answers every flag; flags that cannot be decided locally are in inconclusive.
-func (e *Evaluator) EvaluateAll(in Input) (results map[string]Result, inconclusive map[string]error) {
-	return map[string]Result{}, map[string]error{}
+// Evaluate answers one flag. The error wraps ErrUnknownFlag or ErrInconclusive.
+func (e *Evaluator) Evaluate(key string, in Input) (Result, error) {
+	f, ok := e.flags[key]
+	if !ok {
+		return Result{}, fmt.Errorf("flag %q: %w", key, ErrUnknownFlag)
+	}
+	c := run{e: e, in: &in, now: e.clock()}
+	c.depth = 1
+	c.stack[0] = key
+	r, err := c.flag(f)
+	if err != nil {
+		return Result{}, inconclusive(key, err)
+	}
+	return r, nil
+}
+
+// EvaluateAll answers every flag. Flags that cannot be decided locally are in
+// inconclusive (each error wraps ErrInconclusive) and not in results.
+func (e *Evaluator) EvaluateAll(in Input) (results map[string]Result, inconclusiveFlags map[string]error) {
+	results = make(map[string]Result, len(e.keys))
+	inconclusiveFlags = map[string]error{}
+	c := run{e: e, in: &in, now: e.clock(), memo: make(map[string]memoEntry, len(e.keys))}
+	for _, key := range e.keys {
+		c.depth = 1
+		c.stack[0] = key
+		r, err := c.dep(key)
+		if err != nil {
+			inconclusiveFlags[key] = inconclusive(key, err)
+			continue
+		}
+		results[key] = r
+	}
+	return results, inconclusiveFlags
+}
+
+func inconclusive(key string, cause error) error {
+	return fmt.Errorf("flag %q: %w: %v", key, ErrInconclusive, cause)
+}
+
+func (e *Evaluator) clock() time.Time {
+	if e.now != nil {
+		return e.now()
+	}
+	return time.Now()
+}
+
+// Reason priorities, from the service's flag_match_reason.rs: when no
+// condition matches, the highest-scoring reason seen is reported.
+const (
+	scoreNoGroupType       = 1
+	scoreNoConditionMatch  = 2
+	scoreOutOfRolloutBound = 3
+)
+
+var reasonCodes = map[int]string{
+	scoreNoGroupType:       "no_group_type",
+	scoreNoConditionMatch:  "no_condition_match",
+	scoreOutOfRolloutBound: "out_of_rollout_bound",
+}
+
+// reasonTracker keeps the highest reason and its condition index; a later
+// condition with an equal score wins, as in the service.
+type reasonTracker struct {
+	score int
+	index int // -1: none
+}
+
+func (t *reasonTracker) bump(score, index int) {
+	if t.score <= score {
+		t.score, t.index = score, index
+	}
+}
+
+type memoEntry struct {
+	r   Result
+	err error
+}
+
+// run is the state of one Evaluate or EvaluateAll call.
+type run struct {
+	e     *Evaluator
+	in    *Input
+	now   time.Time
+	memo  map[string]memoEntry // flag results, shared by dependencies
+	stack [16]string           // flags being evaluated, to spot cycles
+	depth int
+}
+
+func (c *run) deviceID() string {
+	if c.in.DeviceID != "" {
+		return c.in.DeviceID
+	}
+	if s, ok := c.in.PersonProperties["$device_id"].(string); ok {
+		return s
+	}
+	return ""
+}
+
+// dep evaluates a flag that another flag (or EvaluateAll) needs, once per run.
+func (c *run) dep(key string) (Result, error) {
+	if m, ok := c.memo[key]; ok {
+		return m.r, m.err
+	}
+	f, ok := c.e.flags[key]
+	if !ok {
+		return Result{}, fmt.Errorf("flag dependency %q is not in the definitions", key)
+	}
+	r, err := c.flag(f)
+	if c.memo == nil {
+		c.memo = make(map[string]memoEntry)
+	}
+	c.memo[key] = memoEntry{r, err}
+	return r, err
+}
+
+// flag is the service's get_match for one flag.
+func (c *run) flag(f *flagDef) (Result, error) {
+	res := Result{Key: f.key, ID: f.id, Version: f.version}
+	if !f.active {
+		res.Reason = Reason{Code: "flag_disabled", Description: "Feature flag is disabled"}
+		return res, nil
+	}
+	if f.broken != "" {
+		return res, errors.New(f.broken)
+	}
+	if f.eec {
+		// The service buckets these by a hash key override stored in its
+		// database; only it knows which one applies.
+		return res, errors.New("ensure_experience_continuity needs PostHog's stored hash key overrides")
+	}
+	// Two trackers: unknown conditions that cannot match count as
+	// no_condition_match in low and as out_of_rollout_bound in high. If both
+	// end the same, the unknowns did not change the answer.
+	low := reasonTracker{score: scoreNoGroupType, index: -1}
+	high := low
+	var undecided error // a condition that might have matched, had we known
+	skippedGroup := false
+	for i := range f.conds {
+		cond := &f.conds[i]
+		var bucket string
+		switch {
+		case cond.hasAgg:
+			name, known := c.e.groupTypes[cond.agg]
+			key := ""
+			if known {
+				key = c.in.Groups[name]
+			}
+			if key == "" {
+				// No group given for this condition: it cannot match. An index
+				// missing from group_type_mapping gets the same answer from the
+				// service (posthog-node gives up instead).
+				skippedGroup = true
+				low.bump(scoreNoGroupType, i)
+				high.bump(scoreNoGroupType, i)
+				continue
+			}
+			bucket = key
+		case f.device:
+			bucket = c.deviceID()
+			if bucket == "" {
+				// The service withholds a hash-decided outcome when the request
+				// has no device id (out_of_rollout_bound) rather than bucketing
+				// on distinct_id; posthog-node gives up. When the hash cannot
+				// change the outcome, service versions differ, so we give up.
+				if cond.rollout < 100 || (cond.variant == "" && !f.constantVariant) {
+					low.bump(scoreOutOfRolloutBound, i)
+					high.bump(scoreOutOfRolloutBound, i)
+					continue
+				}
+				if undecided == nil {
+					undecided = errors.New("device_id bucketing without a device id")
+				}
+				continue
+			}
+		default:
+			bucket = c.in.DistinctID
+		}
+
+		ok, err := c.conditionProperties(f, cond)
+		if err == nil && !ok {
+			low.bump(scoreNoConditionMatch, i)
+			high.bump(scoreNoConditionMatch, i)
+			continue
+		}
+		// The service skips hashing at 100 % and is in when hash <= pct/100.
+		inRollout := cond.rollout == 100 || flagHash(f.key, bucket, "") <= cond.rollout/100
+		if err != nil {
+			if !inRollout && !f.earlyExit {
+				// Out of rollout whatever the properties say: this condition
+				// cannot match; only its reason is unknown.
+				low.bump(scoreNoConditionMatch, i)
+				high.bump(scoreOutOfRolloutBound, i)
+				continue
+			}
+			if undecided == nil {
+				undecided = err
+			}
+			continue
+		}
+		if !inRollout {
+			low.bump(scoreOutOfRolloutBound, i)
+			high.bump(scoreOutOfRolloutBound, i)
+			if f.earlyExit {
+				// early_exit: targeted but rolled out of this condition means
+				// off, without trying later conditions (as posthog-node does).
+				if undecided != nil {
+					return res, undecided
+				}
+				idx := i
+				res.Reason = Reason{Code: "out_of_rollout_bound", ConditionIndex: &idx, Description: "Out of rollout bound"}
+				return res, nil
+			}
+			continue
+		}
+		if undecided != nil {
+			return res, undecided // an earlier condition might have matched first
+		}
+		res.Enabled = true
+		res.Variant = cond.variant
+		if res.Variant == "" {
+			res.Variant = matchingVariant(f, bucket)
+		}
+		pk := res.Variant
+		if pk == "" {
+			pk = "true"
+		}
+		res.Payload = f.payloads[pk]
+		idx := i
+		res.Reason = Reason{Code: "condition_match", ConditionIndex: &idx, Description: "Matched condition set " + strconv.Itoa(i+1)}
+		return res, nil
+	}
+	if undecided != nil {
+		return res, undecided
+	}
+	if low != high {
+		return res, errors.New("a condition could not be evaluated and its outcome decides the reason")
+	}
+	code := reasonCodes[low.score]
+	r := Reason{Code: code}
+	if low.index >= 0 {
+		idx := low.index
+		r.ConditionIndex = &idx
+	}
+	switch low.score {
+	case scoreNoGroupType:
+		r.Description = "No group type"
+	case scoreOutOfRolloutBound:
+		r.Description = "Out of rollout bound"
+	default:
+		r.Description = "No matching condition set"
+		if skippedGroup {
+			r.Description = "No matching condition set; group conditions not evaluated: group not given"
+		}
+	}
+	res.Reason = r
+	return res, nil
+}
+
+// matchingVariant walks the variants' cumulative shares with the "variant"
+// salted hash, accumulating exactly as the service does.
+func matchingVariant(f *flagDef, bucket string) string {
+	if len(f.variants) == 0 {
+		return ""
+	}
+	h := flagHash(f.key, bucket, "variant")
+	cum := 0.0
+	for _, v := range f.variants {
+		cum += v.pct / 100
+		if h < cum {
+			return v.key
+		}
+	}
+	return ""
+}
+
+// conditionProperties ANDs a condition's filters in three-valued logic: any
+// definite false makes the condition false even when another filter is
+// unknown, since the service (which knows every property) would find it too.
+func (c *run) conditionProperties(f *flagDef, cond *condition) (bool, error) {
+	var unknown error
+	for _, flt := range cond.filters {
+		ok, err := c.filter(flt, cond)
+		if err == nil && !ok {
+			return false, nil
+		}
+		if err != nil && unknown == nil {
+			unknown = err
+		}
+	}
+	for _, flt := range cond.cohorts {
+		ok, err := c.cohortFilter(flt)
+		if err == nil && !ok {
+			return false, nil
+		}
+		if err != nil && unknown == nil {
+			unknown = err
+		}
+	}
+	return unknown == nil, unknown
+}
+
+func (c *run) filter(flt *filter, cond *condition) (bool, error) {
+	switch flt.kind {
+	case kindFlag:
+		return c.flagFilter(flt)
+	case kindPerson:
+		return flt.match(c.in.PersonProperties, c.now)
+	case kindGroup:
+		gti, has := flt.gti, flt.hasGTI
+		if !has {
+			gti, has = cond.agg, cond.hasAgg
+		}
+		return c.groupFilter(flt, gti, has)
+	case kindDefault:
+		if cond.hasAgg {
+			return c.groupFilter(flt, cond.agg, true)
+		}
+		return flt.match(c.in.PersonProperties, c.now)
+	}
+	if flt.broken != "" {
+		return false, errors.New(flt.broken)
+	}
+	return false, fmt.Errorf("property type %q cannot be evaluated locally", flt.typeName)
+}
+
+func (c *run) groupFilter(flt *filter, gti int, has bool) (bool, error) {
+	if !has {
+		return false, fmt.Errorf("group filter %q names no group type", flt.key)
+	}
+	name, ok := c.e.groupTypes[gti]
+	if !ok {
+		return false, fmt.Errorf("group type index %d is not in group_type_mapping", gti)
+	}
+	props, ok := c.in.GroupProperties[name]
+	if !ok {
+		return false, fmt.Errorf("%w: %q of group %q (no properties given for the group)", errMissing, flt.key, name)
+	}
+	return flt.match(props, c.now)
+}
+
+// flagFilter evaluates a flag_evaluates_to dependency.
+func (c *run) flagFilter(flt *filter) (bool, error) {
+	if flt.broken != "" {
+		return false, errors.New(flt.broken)
+	}
+	key := flt.key
+	if _, ok := c.e.flags[key]; !ok {
+		if k, byID := c.e.byID[key]; byID {
+			key = k
+		}
+	}
+	for i := 0; i < c.depth; i++ {
+		if c.stack[i] == key {
+			// The service fails such flags closed (false, missing_dependency);
+			// a cycle means the definitions are inconsistent, so ask PostHog.
+			return false, fmt.Errorf("flag dependency cycle through %q", key)
+		}
+	}
+	if c.depth == len(c.stack) {
+		return false, errors.New("flag dependencies nested too deeply")
+	}
+	c.stack[c.depth] = key
+	c.depth++
+	r, err := c.dep(key)
+	c.depth--
+	if err != nil {
+		return false, fmt.Errorf("flag dependency %q: %w", key, err)
+	}
+	switch want := flt.value.(type) {
+	case bool:
+		if want {
+			return r.Enabled, nil // true means "any non-false value"
+		}
+		return !r.Enabled, nil
+	case string:
+		return r.Enabled && r.Variant == want, nil
+	}
+	return false, nil // numbers, lists: never equal to a flag value
+}
+
+// cohortFilter is a flag condition's cohort filter: membership through the
+// operator (in / not_in); cohorts are always about the person, even in group
+// conditions, as in the service.
+func (c *run) cohortFilter(flt *filter) (bool, error) {
+	member, err := c.cohort(flt.cohortID, 0)
+	if err != nil {
+		return false, err
+	}
+	switch flt.op {
+	case opIn:
+		return member, nil
+	case opNotIn:
+		return !member, nil
+	}
+	return false, nil
+}
+
+func (c *run) cohort(id string, depth int) (bool, error) {
+	g, ok := c.e.cohorts[id]
+	if !ok {
+		// Static cohorts are not shipped with the definitions; membership
+		// lives in PostHog's database.
+		return false, fmt.Errorf("cohort %s is not in the definitions (static cohort?)", id)
+	}
+	if depth > 16 {
+		return false, fmt.Errorf("cohort %s nests too deeply (cycle?)", id)
+	}
+	return c.group(g, depth)
+}
+
+// group evaluates a cohort property group. Empty groups follow the service:
+// an empty AND matches and an empty OR does not (posthog-node matches both).
+func (c *run) group(g *propGroup, depth int) (bool, error) {
+	if g.bad != nil {
+		return false, g.bad
+	}
+	var unknown error
+	for _, it := range g.items {
+		var m bool
+		var err error
+		if it.group != nil {
+			m, err = c.group(it.group, depth)
+		} else {
+			m, err = c.groupFilterItem(it.filter, g.and, depth)
+		}
+		if err != nil {
+			if unknown == nil {
+				unknown = err
+			}
+			continue
+		}
+		if g.and && !m {
+			return false, nil
+		}
+		if !g.and && m {
+			return true, nil
+		}
+	}
+	if unknown != nil {
+		return false, unknown
+	}
+	return g.and, nil
+}
+
+// groupFilterItem is one filter inside a cohort. Following the service's
+// cohort_operations.rs, a nested cohort's negation is applied only inside AND
+// groups (inside OR groups only its in/not_in operator counts), property
+// filters are negated in both, and every operator error is a non-match.
+func (c *run) groupFilterItem(flt *filter, inAnd bool, depth int) (bool, error) {
+	switch flt.kind {
+	case kindCohort:
+		member, err := c.cohort(flt.cohortID, depth+1)
+		if err != nil {
+			return false, err
+		}
+		m := false
+		switch flt.op {
+		case opIn:
+			m = member
+		case opNotIn:
+			m = !member
+		}
+		if inAnd && flt.negation {
+			m = !m
+		}
+		return m, nil
+	case kindPerson, kindDefault:
+		m, err := flt.match(c.in.PersonProperties, c.now)
+		if err != nil {
+			return false, err
+		}
+		return m != flt.negation, nil
+	case kindFlag:
+		// The service's cohort matcher has no flag dependencies: its property
+		// matcher rejects flag_evaluates_to, which counts as no match.
+		return flt.negation, nil
+	}
+	if flt.broken != "" {
+		return false, errors.New(flt.broken)
+	}
+	return false, fmt.Errorf("cohort filter type %q cannot be evaluated locally", flt.typeName)
 }
