@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hogrelay/hogrelay/agent"
+)
+
+func runStatus(e env, args []string) error {
+	fs := newFlagSet(e, "status")
+	t := addTarget(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := t.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx()
+	defer cancel()
+	var raw json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		fmt.Fprintln(e.stdout, string(raw))
+		return nil
+	}
+	var s agent.Status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("decoding status: %w", err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string, args ...any) { fmt.Fprintf(tw, "%s\t"+v+"\n", append([]any{k}, args...)...) }
+	row("version", "%s (up %s)", s.Version, (time.Duration(s.UptimeSeconds) * time.Second).String())
+	for _, l := range s.Listeners {
+		row("listening", "%s", l)
+	}
+	row("posthog", "%s", s.PostHogHost)
+	row("spool", "%d events, %s (file %s, bound %s)", s.Spool.PendingEvents, human(s.Spool.PendingBytes), human(s.Spool.FileBytes), human(s.Spool.MaxBytes))
+	if s.OldestAgeSecs > 0 {
+		row("oldest event", "%s old", (time.Duration(s.OldestAgeSecs) * time.Second).String())
+	}
+	row("dead letters", "%d events", s.Spool.DeadEvents)
+	if s.Spool.DroppedEvents > 0 {
+		row("dropped (full)", "%d events since start", s.Spool.DroppedEvents)
+	}
+	f := s.Forwarder
+	state := string(f.State)
+	if !f.Until.IsZero() && f.Until.After(time.Now()) {
+		state += " until " + f.Until.Local().Format(time.TimeOnly)
+	}
+	row("forwarder", "%s", state)
+	row("forwarded", "%d events in %d batches since start (%d retries)", f.EventsForwarded, f.Batches, f.Retries)
+	if !f.LastSuccess.IsZero() {
+		row("last success", "%s", f.LastSuccess.Local().Format(time.RFC3339))
+	}
+	if f.LastError != "" {
+		row("last error", "%s at %s", f.LastError, f.LastErrorAt.Local().Format(time.RFC3339))
+	}
+	if fl := s.Flags; fl != nil {
+		age := "never"
+		if !fl.FetchedAt.IsZero() {
+			age = (time.Duration(fl.AgeSeconds) * time.Second).String() + " old"
+		}
+		row("flags", "%d definitions from %s, %s", fl.FlagCount, fl.Source, age)
+		if fl.QuotaLimited {
+			row("flags quota", "LIMITED: flags are not evaluated until PostHog serves definitions again")
+		}
+		if fl.LastError != "" {
+			row("flags error", "%s", fl.LastError)
+		}
+	}
+	return tw.Flush()
+}
+
+func human(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
