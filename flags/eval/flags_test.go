@@ -401,3 +401,20 @@ func TestPayload_Decoding(t *testing.T) {
 	require.Nil(t, decodePayload(json.RawMessage(`""`)))
 	require.Nil(t, decodePayload(json.RawMessage(`null`)))
 }
+
+func TestEvaluator_ConcurrentUse(t *testing.T) {
+	e := defs(t, arr{typicalFlag("a"), multivariateFlag("b", cond(100)), flag("c", cond(100, depProp("a", true)))})
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 200 {
+				_, _ = e.Evaluate("c", typicalInput)
+				_, _ = e.EvaluateAll(typicalInput)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}

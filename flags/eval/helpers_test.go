@@ -75,3 +75,10 @@ func requireOutcome(t *testing.T, want outcome, r Result, err error, msgAndArgs 
 }
 
 func intp(i int) *int { return &i }
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
