@@ -30,14 +30,14 @@ var cohorts = obj{"cohorts": obj{
 		obj{"type": "AND", "values": arr{cohortProp(1, "in"), negated(prop("bot", "exact", true))}},
 	}},
 	// refers to a static cohort (not shipped)
-	"3": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{cohortProp(99, "in")}}}},
+	"3":         obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{cohortProp(99, "in")}}}},
 	"empty-or":  obj{"type": "OR", "values": arr{}},
 	"empty-and": obj{"type": "AND", "values": arr{}},
 	// stored-cohort shape: {"properties": {...}}
 	"4": obj{"properties": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{prop("plan", "exact", "pro")}}}}},
 	// negated nested cohort inside an OR: the service ignores the negation there
-	"5": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{negated(cohortProp(4, "in"))}}}},
-	"6": obj{"type": "OR", "values": arr{obj{"type": "AND", "values": arr{negated(cohortProp(4, "in"))}}}},
+	"5":      obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{negated(cohortProp(4, "in"))}}}},
+	"6":      obj{"type": "OR", "values": arr{obj{"type": "AND", "values": arr{negated(cohortProp(4, "in"))}}}},
 	"cyclic": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{cohortProp("cyclic", "in")}}}},
 }}
 

@@ -294,11 +294,8 @@ func compileFilter(raw json.RawMessage) *filter {
 		f.kind = kindPerson
 	case "group":
 		f.kind = kindGroup
-	case "", "event": // untyped legacy filters follow the condition's aggregation
+	case "": // untyped legacy filters follow the condition's aggregation
 		f.kind = kindDefault
-		if rp.Type == "event" {
-			f.kind, f.broken = kindUnknown, "event property filters need the event"
-		}
 	case "cohort":
 		f.kind = kindCohort
 		if f.hasValue {
