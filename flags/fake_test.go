@@ -1,0 +1,240 @@
+package flags
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	testToken = "phc_testproject"
+	testKey   = "phx_SuperSecretPersonalKey42"
+)
+
+// testDefs has one flag that is on for everyone (with a payload), one that
+// is off, and one that needs the server (experience continuity).
+const testDefs = `{"flags":[
+ {"id":1,"team_id":1,"name":"on","key":"always-on","active":true,"deleted":false,"version":3,
+  "ensure_experience_continuity":false,
+  "filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"color\":\"blue\"}"}}},
+ {"id":2,"team_id":1,"name":"off","key":"always-off","active":false,"deleted":false,"version":1,
+  "ensure_experience_continuity":false,
+  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
+ {"id":3,"team_id":1,"name":"server","key":"needs-server","active":true,"deleted":false,"version":1,
+  "ensure_experience_continuity":true,
+  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}
+],"group_type_mapping":{},"cohorts":{}}`
+
+// fakePostHog is the network edge: a real HTTP server on an ephemeral port
+// whose answers tests script through func fields.
+type fakePostHog struct {
+	*httptest.Server
+
+	mu sync.Mutex
+	// defs answers GET /flags/definitions and /api/feature_flag/local_evaluation;
+	// n counts requests to that path, starting at 1.
+	defs func(w http.ResponseWriter, r *http.Request, n int)
+	// flags answers POST /flags/.
+	flags    func(w http.ResponseWriter, r *http.Request)
+	requests []*http.Request
+	bodies   [][]byte
+	counts   map[string]int
+}
+
+func newFake(t *testing.T) *fakePostHog {
+	t.Helper()
+	f := &fakePostHog{counts: map[string]int{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakePostHog) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.counts[r.URL.Path]++
+	n := f.counts[r.URL.Path]
+	f.requests = append(f.requests, r)
+	f.bodies = append(f.bodies, body)
+	defs, flags := f.defs, f.flags
+	f.mu.Unlock()
+	switch {
+	case r.URL.Path == "/flags/definitions" || r.URL.Path == "/api/feature_flag/local_evaluation":
+		if defs == nil {
+			http.NotFound(w, r)
+			return
+		}
+		defs(w, r, n)
+	case r.URL.Path == "/flags/" && r.Method == http.MethodPost:
+		if flags == nil {
+			http.Error(w, `{"detail":"no script"}`, http.StatusInternalServerError)
+			return
+		}
+		flags(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakePostHog) count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[path]
+}
+
+func (f *fakePostHog) last() (*http.Request, []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1], f.bodies[len(f.bodies)-1]
+}
+
+func (f *fakePostHog) setDefs(h func(w http.ResponseWriter, r *http.Request, n int)) {
+	f.mu.Lock()
+	f.defs = h
+	f.mu.Unlock()
+}
+
+func (f *fakePostHog) setFlags(h func(w http.ResponseWriter, r *http.Request)) {
+	f.mu.Lock()
+	f.flags = h
+	f.mu.Unlock()
+}
+
+// serveDefs answers like PostHog: the body with an ETag, or 304 when the
+// client already has it.
+func serveDefs(body, etag string) func(http.ResponseWriter, *http.Request, int) {
+	return func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func status(code int, body string) func(http.ResponseWriter, *http.Request, int) {
+	return func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// logBuf collects zerolog output; the service logs from several goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lines returns the decoded log lines whose message contains msg.
+func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		if s, _ := m["message"].(string); strings.Contains(s, msg) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// clock is a manual clock for fetch times and the remote cooldown.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type harness struct {
+	svc   *Service
+	logs  *logBuf
+	clock *clock
+	dir   string
+}
+
+// newService builds a Service against host with a manual clock, no jitter,
+// and debug logs captured. mod adjusts the Options first.
+func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
+	t.Helper()
+	logs := &logBuf{}
+	o := Options{
+		Host:           host,
+		ProjectToken:   testToken,
+		PersonalAPIKey: testKey,
+		PollInterval:   10 * time.Second,
+		Dir:            dir,
+		Logger:         zerolog.New(logs).Level(zerolog.DebugLevel),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	s, err := New(o)
+	require.NoError(t, err)
+	s.now = c.now
+	s.jitter = func(d time.Duration) time.Duration { return d }
+	return harness{svc: s, logs: logs, clock: c, dir: dir}
+}
+
+// runPolls runs the poll loop until it has planned n waits, returning every
+// planned delay. The waits fire at once, so no test sleeps.
+func runPolls(t *testing.T, s *Service, n int) []time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var delays []time.Duration
+	s.after = func(d time.Duration) <-chan time.Time {
+		delays = append(delays, d)
+		if len(delays) == n {
+			cancel()
+			return nil // never fires; Run sees ctx done
+		}
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		return ch
+	}
+	s.Run(ctx)
+	return delays
+}
+
+func ptr[T any](v T) *T { return &v }
