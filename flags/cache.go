@@ -102,11 +102,11 @@ func (s *Service) loadCache() {
 	})
 	s.quota.Store(e.QuotaLimited)
 	s.persistedAt = e.FetchedAt
-	ev2 := s.log.Info()
+	line := s.log.Info()
 	if e.QuotaLimited {
-		ev2 = s.log.Warn().Bool("quota_limited", true)
+		line = s.log.Warn().Bool("quota_limited", true)
 	}
-	ev2.Str("path", s.cachePath).Int("flags", ev.Len()).Time("fetched_at", e.FetchedAt).
+	line.Str("path", s.cachePath).Int("flags", ev.Len()).Time("fetched_at", e.FetchedAt).
 		Str("age", s.now().Sub(e.FetchedAt).Round(time.Second).String()).
 		Msg("loaded flag definitions from the disk cache")
 }
