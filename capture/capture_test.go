@@ -114,6 +114,9 @@ func TestDecode(t *testing.T) {
 	lzSmall := "NobwRApgbhB2AuYBcYAkAHAhgc2gSwgHcwAaMAEzwGd49YBjeAfT3OTAFcqIAnAWgCMpMOh4B7dL1oQqycPDEBrOO3QALekwA2AL2Gp6HHjzjMjW9mvjx0VJAHp7EAB6YAtui0QAdPTFv7AB+AfgBHAF5AXg3AAD2wAF84gF0gA="
 	lzBig, err := os.ReadFile("testdata/lz64-40-events.txt")
 	require.NoError(t, err)
+	// "[" + 3 MiB of spaces + "]", compressed by lz-string 1.5.0 to 4 KiB.
+	lzBomb, err := os.ReadFile("testdata/lz64-bomb-3MiB.txt")
+	require.NoError(t, err)
 	// 3 MiB of spaces gzips to a few KiB: a decompression bomb for /e.
 	bomb := gz(t, `[`+strings.Repeat(" ", 3<<20)+`]`)
 
@@ -212,6 +215,9 @@ func TestDecode(t *testing.T) {
 				require.Equal(t, in[i]["distinct_id"], ev[i]["distinct_id"], "event %d", i)
 			}
 		}},
+		{name: "lz64 bomb over the route limit", req: with(post("/e/", string(lzBomb)), func(r *Request) {
+			r.Query.Set("compression", "lz64")
+		}), status: 413, msg: "over the 2097152-byte limit for /e/"},
 		{name: "invalid lz64", req: with(post("/e/", "AAAA"), func(r *Request) {
 			r.Query.Set("compression", "lz64")
 		}), status: 400, msg: "invalid lz64 data"},
@@ -268,6 +274,10 @@ func TestDecode(t *testing.T) {
 			status: 400, msg: "event: $set is an array, not an object"},
 		{name: "token given twice through aliases", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","api_key":"phc_a"}`),
 			status: 400, msg: "event: field api_key is given more than once"},
+		{name: "batch with both api_key and token", req: post("/batch/", `{"api_key":"phc_a","token":"phc_a","batch":[{"event":"a","distinct_id":"u"}]}`),
+			status: 400, msg: "batch has both api_key and token"},
+		{name: "batch without api_key uses the events' token", req: post("/batch/", `{"batch":[{"event":"a","distinct_id":"u","token":"phc_ev"}]}`),
+			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "phc_ev", b.Token) }},
 		{name: "cookieless mode not a boolean", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","properties":{"$cookieless_mode":"yes"}}`),
 			status: 400, msg: "event: properties.$cookieless_mode is a string, not a boolean"},
 		{name: "$performance_event dropped", req: post("/batch/", `[{"event":"$performance_event","distinct_id":"u","token":"phc_a"},{"event":"keep","distinct_id":"u","token":"phc_a"}]`),
@@ -314,11 +324,17 @@ func TestDecode(t *testing.T) {
 		{name: "distinct_id array is its compact JSON", req: post("/e/", `{"event":"a","distinct_id":[ "a", 1 ],"token":"phc_a"}`),
 			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, `["a",1]`, ev[0]["distinct_id"]) }},
 		{name: "distinct_id long is cut to 200 chars", req: post("/e/", `{"event":"a","distinct_id":"`+strings.Repeat("x", 250)+`","token":"phc_a"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, strings.Repeat("x", 200), ev[0]["distinct_id"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, strings.Repeat("x", 200), ev[0]["distinct_id"])
+			}},
 		{name: "distinct_id multibyte cut by characters", req: post("/e/", `{"event":"a","distinct_id":"`+strings.Repeat("€", 250)+`","token":"phc_a"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, strings.Repeat("€", 200), ev[0]["distinct_id"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, strings.Repeat("€", 200), ev[0]["distinct_id"])
+			}},
 		{name: "distinct_id multibyte under 200 chars kept", req: post("/e/", `{"event":"a","distinct_id":"`+strings.Repeat("€", 150)+`","token":"phc_a"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, strings.Repeat("€", 150), ev[0]["distinct_id"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, strings.Repeat("€", 150), ev[0]["distinct_id"])
+			}},
 		{name: "distinct_id NUL becomes U+FFFD", req: post("/e/", `{"event":"a","distinct_id":"a\u0000b","token":"phc_a"}`),
 			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "a\uFFFDb", ev[0]["distinct_id"]) }},
 		{name: "$distinct_id alias", req: post("/e/", `{"event":"a","$distinct_id":"legacy","token":"phc_a"}`),
@@ -356,37 +372,59 @@ func TestDecode(t *testing.T) {
 
 		// --- timestamps
 		{name: "skew corrected with sent_at from the body", req: post("/batch/", `{"api_key":"phc_a","sent_at":"2024-06-01T12:00:10.000Z","batch":[{"event":"a","distinct_id":"u","timestamp":"2024-06-01T11:00:00Z"}]}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"])
+			}},
 		{name: "skew corrected with sent_at from ?_=", req: with(post("/e/", `[{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-01T11:00:00Z"}]`), func(r *Request) {
 			r.Query.Set("_", "1717243190000") // 2024-06-01T11:59:50Z: client 10s behind
-		}), check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:00:10.000Z", ev[0]["timestamp"]) }},
+		}), check: func(t *testing.T, b Batch, ev []map[string]any) {
+			require.Equal(t, "2024-06-01T11:00:10.000Z", ev[0]["timestamp"])
+		}},
 		{name: "skew corrected with ?sent_at=", req: with(post("/e/", `[{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-01T11:00:00Z"}]`), func(r *Request) {
 			r.Query.Set("sent_at", "1717243210000") // 12:00:10Z
-		}), check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"]) }},
+		}), check: func(t *testing.T, b Batch, ev []map[string]any) {
+			require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"])
+		}},
 		{name: "body sent_at beats the query", req: with(post("/batch/", `{"api_key":"phc_a","sent_at":"2024-06-01T12:00:10Z","batch":[{"event":"a","distinct_id":"u","timestamp":"2024-06-01T11:00:00Z"}]}`), func(r *Request) {
 			r.Query.Set("_", "1717243190000")
-		}), check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"]) }},
+		}), check: func(t *testing.T, b Batch, ev []map[string]any) {
+			require.Equal(t, "2024-06-01T10:59:50.000Z", ev[0]["timestamp"])
+		}},
 		{name: "?_= in seconds (before 2021 as ms) is ignored", req: with(post("/e/", `[{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-01T11:00:00Z"}]`), func(r *Request) {
 			r.Query.Set("_", "1717243190")
-		}), check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:00:00.000Z", ev[0]["timestamp"]) }},
+		}), check: func(t *testing.T, b Batch, ev []map[string]any) {
+			require.Equal(t, "2024-06-01T11:00:00.000Z", ev[0]["timestamp"])
+		}},
 		{name: "offset", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","offset":1500,"timestamp":"2020-01-01T00:00:00Z"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:59:58.500Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-01T11:59:58.500Z", ev[0]["timestamp"])
+			}},
 		{name: "offset not an integer", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","offset":1.5}`),
 			status: 400, msg: `event: offset "1.5" is not an integer number of milliseconds`},
 		{name: "$ignore_sent_at disables skew correction", req: post("/batch/", `{"api_key":"phc_a","sent_at":"2024-06-01T12:00:10Z","batch":[{"event":"a","distinct_id":"u","timestamp":"2024-06-01T11:00:00Z","properties":{"$ignore_sent_at":true}}]}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:00:00.000Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-01T11:00:00.000Z", ev[0]["timestamp"])
+			}},
 		{name: "more than 23h ahead is clamped to now", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-02T11:00:01Z"}`),
 			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, nowStr, ev[0]["timestamp"]) }},
 		{name: "less than 23h ahead is kept", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-02T10:59:59Z"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-02T10:59:59.000Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-02T10:59:59.000Z", ev[0]["timestamp"])
+			}},
 		{name: "no timestamp is now", req: post("/e/", one),
 			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, nowStr, ev[0]["timestamp"]) }},
 		{name: "timestamp with +HH zone and microseconds", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-06-01T14:05:04.805123+03"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:05:04.805Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-01T11:05:04.805Z", ev[0]["timestamp"])
+			}},
 		{name: "timestamp as epoch milliseconds string", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"1717243190123"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-06-01T11:59:50.123Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-06-01T11:59:50.123Z", ev[0]["timestamp"])
+			}},
 		{name: "timestamp without zone is UTC", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"2024-05-01 10:00:00"}`),
-			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, "2024-05-01T10:00:00.000Z", ev[0]["timestamp"]) }},
+			check: func(t *testing.T, b Batch, ev []map[string]any) {
+				require.Equal(t, "2024-05-01T10:00:00.000Z", ev[0]["timestamp"])
+			}},
 		{name: "unparseable timestamp string becomes now, as in capture-rs", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":"yesterday"}`),
 			check: func(t *testing.T, b Batch, ev []map[string]any) { require.Equal(t, nowStr, ev[0]["timestamp"]) }},
 		{name: "timestamp not a string", req: post("/e/", `{"event":"a","distinct_id":"u","token":"phc_a","timestamp":1717243190123}`),

@@ -210,13 +210,12 @@ type member struct {
 	valOff int    // offset of val in the body, for error messages
 }
 
-// name returns the key's value; escaped keys are rare, so only they allocate.
-func (m *member) name() string {
-	if m.keyEsc {
-		return decodeString(m.key)
-	}
-	return string(m.key[1 : len(m.key)-1])
-}
+// name returns the key's value as a string (allocates; see keyBytes).
+func (m *member) name() string { return string(m.keyBytes()) }
+
+// keyBytes returns the key's value without allocating unless it has escapes,
+// which are rare; compare it with switch string(...), which does not copy.
+func (m *member) keyBytes() []byte { return stringContent(m.key, m.keyEsc) }
 
 // objIter walks the members of an object, validating as it goes.
 type objIter struct {

@@ -59,7 +59,7 @@ func (e *rawEvent) lookupProps() *propsInfo {
 			return p
 		}
 		// Later duplicates win, as in the map capture-rs decodes into.
-		switch m.name() {
+		switch string(m.keyBytes()) {
 		case "token":
 			p.token, p.hasStringToken = m.val, m.val[0] == '"'
 		case "distinct_id":

@@ -38,7 +38,6 @@ type rawEvent struct {
 	event      []byte // raw JSON string; nil when absent
 	distinctID []byte // raw JSON value; nil when absent
 	token      []byte // raw JSON string; nil when absent or null
-	tokenField string // which key held token, for error messages
 	uuid       [16]byte
 	hasUUID    bool
 	properties []byte // raw JSON object; nil when absent
@@ -260,7 +259,7 @@ func parseEvent(b []byte, i, depth int, ev *rawEvent) error {
 		if !ok {
 			return nil
 		}
-		key := m.name()
+		key := m.keyBytes()
 		f := eventField(key)
 		if f == fieldUnknown {
 			continue
@@ -276,7 +275,7 @@ func parseEvent(b []byte, i, depth int, ev *rawEvent) error {
 			switch {
 			case isNull(v):
 			case v[0] == '"':
-				ev.token, ev.tokenField = v, key
+				ev.token = v
 			default:
 				return badRequest("%s: %s is %s, not a string", ev.where(), key, jsonKind(v))
 			}
@@ -357,8 +356,8 @@ const (
 )
 
 // eventField maps a key (with capture-rs's aliases) to a field.
-func eventField(key string) int {
-	switch key {
+func eventField(key []byte) int {
+	switch string(key) {
 	case "token", "api_key", "$token":
 		return fieldToken
 	case "distinct_id", "$distinct_id":
