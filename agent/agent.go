@@ -51,6 +51,7 @@ type Agent struct {
 
 	listeners []net.Listener
 	addrs     []string
+	ownSocket string // the socket path this agent bound ("" = none)
 	ready     bool
 }
 

@@ -21,6 +21,7 @@ func (a *Agent) listen(cfg config.Config) error {
 		}
 		a.listeners = append(a.listeners, l)
 		a.addrs = append(a.addrs, "unix:"+cfg.Listen.Socket)
+		a.ownSocket = cfg.Listen.Socket
 	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
@@ -76,8 +77,10 @@ func (a *Agent) closeListeners() {
 	a.removeSocket()
 }
 
+// removeSocket unlinks the socket this agent created, never one it found
+// in use by someone else.
 func (a *Agent) removeSocket() {
-	if p := a.config().Listen.Socket; p != "" {
-		_ = os.Remove(p)
+	if a.ownSocket != "" {
+		_ = os.Remove(a.ownSocket)
 	}
 }

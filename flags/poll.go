@@ -183,14 +183,30 @@ func (s *Service) definitionsURL(i int) string {
 	return s.host + definitionPaths[i] + "?token=" + url.QueryEscape(s.token) + "&send_cohorts"
 }
 
+// shownURL is definitionsURL fit for logs, errors and status: the project
+// token is a key, and keys never appear there.
+func (s *Service) shownURL(i int) string {
+	return s.host + definitionPaths[i] + "?token=[redacted]&send_cohorts"
+}
+
+// withoutURL drops the request URL net/http puts into transport errors,
+// because it carries the token.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
 // fetchFrom does one GET of the definitions endpoint i and applies the answer.
 func (s *Service) fetchFrom(ctx context.Context, i int) error {
-	u := s.definitionsURL(i)
+	u := s.shownURL(i)
 	ctx, cancel := context.WithTimeout(ctx, definitionsTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.definitionsURL(i), nil)
 	if err != nil {
-		return &fetchError{kind: "request", err: fmt.Errorf("flags: GET %s: %w", u, err)}
+		return &fetchError{kind: "request", err: fmt.Errorf("flags: GET %s: %w", u, withoutURL(err))}
 	}
 	req.Header.Set("Authorization", "Bearer "+s.key)
 	req.Header.Set("Accept", "application/json")
@@ -201,7 +217,7 @@ func (s *Service) fetchFrom(ctx context.Context, i int) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return &fetchError{kind: "network", err: fmt.Errorf("flags: GET %s: %w", u, err)}
+		return &fetchError{kind: "network", err: fmt.Errorf("flags: GET %s: %w", u, withoutURL(err))}
 	}
 	defer resp.Body.Close()
 

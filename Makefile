@@ -1,0 +1,34 @@
+# hogrelay — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/hogrelay/hogrelay/cli.Version=$(VERSION)
+
+.PHONY: build run test test-short bench install vet fmt clean
+
+build: ## build bin/hogrelay
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hogrelay ./cmd/hogrelay
+
+run: build ## try it: the agent plus a local PostHog stand-in (Ctrl-C stops)
+	./bin/hogrelay dev
+
+test: ## every test, with the race detector, incl. end-to-end tests of the real binary
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## unit tests only (skips the slow end-to-end tests)
+	$(GO) test -short -count=1 ./...
+
+bench: ## throughput and latency figures (see README "Performance")
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=3s -count=1 ./bench/ ./capture/ ./flags/eval/
+
+install: build ## install on this machine (systemd unit, user, config); DESTDIR/PREFIX honoured
+	scripts/install.sh --binary bin/hogrelay
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

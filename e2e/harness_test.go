@@ -1,0 +1,311 @@
+// Package e2e tests hogrelay from outside, as an operator would: the real
+// binary, its real unix socket, and a fake PostHog upstream that fails the
+// ways the real one and real networks do.
+package e2e
+
+import (
+	"bytes"
+	"flag"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "hogrelay-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "hogrelay")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/hogrelay")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building hogrelay failed:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	projectKey  = "phc_e2eprojectkey123"
+	personalKey = "phx_e2epersonalsecret456"
+)
+
+type agentProc struct {
+	t       *testing.T
+	dir     string
+	socket  string
+	cfgPath string
+	up      *fakeposthog.Server
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	exited  chan error
+	http    *http.Client
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newUpstream(t *testing.T) *fakeposthog.Server {
+	t.Helper()
+	up, err := fakeposthog.New(fakeposthog.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = up.Close() })
+	return up
+}
+
+// writeConfig writes a config for this test's data dir, socket and
+// upstream. Each override is "section.key = value" (TOML value syntax) and
+// replaces or adds that key.
+func writeConfig(t *testing.T, dir, socket, host string, overrides ...string) string {
+	t.Helper()
+	sections := map[string]map[string]string{
+		"":          {"data_dir": strconv.Quote(filepath.Join(dir, "data"))},
+		"posthog":   {"host": strconv.Quote(host), "api_key": strconv.Quote(projectKey), "personal_api_key": strconv.Quote(personalKey)},
+		"listen":    {"socket": strconv.Quote(socket)},
+		"log":       {"level": `"debug"`, "format": `"json"`},
+		"forwarder": {"backoff_initial": `"50ms"`, "backoff_max": `"500ms"`, "auth_retry_interval": `"500ms"`, "shutdown_timeout": `"2s"`},
+	}
+	for _, o := range overrides {
+		k, v, ok := strings.Cut(o, "=")
+		require.True(t, ok, "override %q", o)
+		sec, key, ok := strings.Cut(strings.TrimSpace(k), ".")
+		if !ok {
+			sec, key = "", sec
+		}
+		if sections[sec] == nil {
+			sections[sec] = map[string]string{}
+		}
+		sections[sec][key] = strings.TrimSpace(v)
+	}
+	var b strings.Builder
+	names := make([]string, 0, len(sections))
+	for n := range sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if n != "" {
+			fmt.Fprintf(&b, "[%s]\n", n)
+		}
+		for k, v := range sections[n] {
+			fmt.Fprintf(&b, "%s = %s\n", k, v)
+		}
+	}
+	path := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
+	return path
+}
+
+// startAgent writes a config (see writeConfig for overrides) and starts the
+// real binary.
+func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agentProc {
+	t.Helper()
+	// Unix socket paths are limited to ~108 bytes; t.TempDir() can be long.
+	dir, err := os.MkdirTemp("", "hr")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up}
+	a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), overrides...)
+	a.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", a.socket)
+	}}, Timeout: 30 * time.Second}
+	a.logs = &syncBuffer{}
+	a.start()
+	t.Cleanup(func() {
+		if a.cmd != nil && a.cmd.ProcessState == nil {
+			_ = a.cmd.Process.Kill()
+			<-a.exited
+		}
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", tail(a.logs.String(), 60))
+		}
+	})
+	return a
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.cmd = exec.Command(binary, "serve", "--config", a.cfgPath)
+	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
+	require.NoError(a.t, a.cmd.Start())
+	a.exited = make(chan error, 1)
+	cmd := a.cmd
+	go func() { a.exited <- cmd.Wait() }()
+	require.Eventually(a.t, func() bool {
+		select {
+		case err := <-a.exited:
+			a.exited <- err
+			return true
+		default:
+		}
+		resp, err := a.http.Get("http://hogrelay/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 20*time.Second, 20*time.Millisecond, "agent did not become ready")
+	require.Nil(a.t, a.cmd.ProcessState, "agent exited at start:\n%s", a.logs.String())
+}
+
+// kill9 kills the agent without warning.
+func (a *agentProc) kill9() {
+	a.t.Helper()
+	require.NoError(a.t, a.cmd.Process.Signal(syscall.SIGKILL))
+	<-a.exited
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (a *agentProc) stop() error {
+	a.t.Helper()
+	require.NoError(a.t, a.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-a.exited:
+		return err
+	case <-time.After(60 * time.Second):
+		a.t.Fatal("agent did not stop within 60s of SIGTERM")
+		return nil
+	}
+}
+
+type answer struct {
+	status int
+	body   string
+	header http.Header
+}
+
+func (a *agentProc) do(method, path string, body []byte, header map[string]string) answer {
+	a.t.Helper()
+	req, err := http.NewRequest(method, "http://hogrelay"+path, bytes.NewReader(body))
+	require.NoError(a.t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := a.http.Do(req)
+	require.NoError(a.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: string(b), header: resp.Header}
+}
+
+func (a *agentProc) postJSON(path string, v any) answer {
+	a.t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(a.t, err)
+	return a.do(http.MethodPost, path, b, map[string]string{"Content-Type": "application/json"})
+}
+
+// cli runs a hogrelay subcommand against this agent.
+func (a *agentProc) cli(args ...string) (string, string, int) {
+	a.t.Helper()
+	cmd := exec.Command(binary, append(args, "--config", a.cfgPath)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(a.t, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (a *agentProc) status() map[string]any {
+	a.t.Helper()
+	ans := a.do(http.MethodGet, "/hogrelay/v1/status", nil, nil)
+	require.Equal(a.t, 200, ans.status, ans.body)
+	var m map[string]any
+	require.NoError(a.t, json.Unmarshal([]byte(ans.body), &m))
+	return m
+}
+
+func (a *agentProc) spoolStat(key string) float64 {
+	a.t.Helper()
+	return a.status()["spool"].(map[string]any)[key].(float64)
+}
+
+// mkEvents builds n events with known uuids and timestamps.
+func mkEvents(prefix string, n int) ([]map[string]any, []string) {
+	evs := make([]map[string]any, n)
+	ids := make([]string, n)
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for i := range evs {
+		ids[i] = fmt.Sprintf("0193%04x-%04x-7000-8000-%012d", prefixHash(prefix), i%0xffff, i)
+		evs[i] = map[string]any{
+			"uuid": ids[i], "event": prefix, "distinct_id": "user-" + prefix,
+			"timestamp":  base.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000Z"),
+			"properties": map[string]any{"i": i, "$lib": "e2e"},
+		}
+	}
+	return evs, ids
+}
+
+func batchBody(evs []map[string]any) map[string]any {
+	return map[string]any{"api_key": projectKey, "batch": evs}
+}
+
+func waitCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func prefixHash(s string) uint16 {
+	var h uint16 = 7
+	for _, c := range []byte(s) {
+		h = h*31 + uint16(c)
+	}
+	return h
+}
+
+func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
