@@ -480,3 +480,54 @@ func TestLZStringRejectsGarbage(t *testing.T) {
 		require.Error(t, err, "%q", in)
 	}
 }
+
+// TestDecodeEveryRoute: capture-rs serves every body shape on every route;
+// only the size limit (and engage's nameless events) depend on the path.
+func TestDecodeEveryRoute(t *testing.T) {
+	bodies := []string{
+		`[{"event":"a","distinct_id":"u","token":"phc_a"}]`,
+		`{"api_key":"phc_a","batch":[{"event":"a","distinct_id":"u"}]}`,
+		`{"event":"a","distinct_id":"u","token":"phc_a"}`,
+	}
+	for _, path := range []string{"/batch", "/batch/", "/e", "/e/", "/i/v0/e", "/i/v0/e/", "/capture", "/capture/", "/track", "/track/", "/engage", "/engage/"} {
+		for _, body := range bodies {
+			b, err := Decode(post(path, body), Options{})
+			require.NoError(t, err, "%s %s", path, body)
+			require.Len(t, b.Events, 1)
+			require.Equal(t, "phc_a", b.Token)
+		}
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"2024-06-01T12:00:00Z", "2024-06-01T12:00:00.000Z"},
+		{"2024-06-01t12:00:00.123456789z", "2024-06-01T12:00:00.123Z"},
+		{"2024-06-01T12:00:00.1-05:30", "2024-06-01T17:30:00.100Z"},
+		{"2024-06-01T12:00:00+0200", "2024-06-01T10:00:00.000Z"},
+		{"2024-02-29T00:00:00Z", "2024-02-29T00:00:00.000Z"},
+		{"0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"},
+		{"2024-06-01", "2024-06-01T00:00:00.000Z"},
+		{"2024/06/01", "2024-06-01T00:00:00.000Z"},
+		{"06/01/2024", "2024-06-01T00:00:00.000Z"},
+		{"Sat, 01 Jun 2024 12:00:00 +0200", "2024-06-01T10:00:00.000Z"},
+		{"1717243200", "2024-06-01T12:00:00.000Z"},
+		{"1717243200000123", "2024-06-01T12:00:00.000Z"},
+		{"2023-02-29T00:00:00Z", ""}, // not a leap year
+		{"2024-06-01T24:00:00Z", ""},
+		{"2024-06-01T12:00:00", "2024-06-01T12:00:00.000Z"},
+		{"12345", ""},
+		{"", ""},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			raw, _ := json.Marshal(tc.in)
+			got, ok := parseDate(raw)
+			if tc.want == "" {
+				require.False(t, ok, "parsed as %v", got)
+				return
+			}
+			require.True(t, ok)
+			require.Equal(t, `"`+tc.want+`"`, string(appendTimestamp(nil, got.UTC())))
+		})
+	}
+}

@@ -1,12 +1,16 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/config"
 )
@@ -112,6 +116,32 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("event %d: unexpected key %q", i, k)
 				}
 			}
+		}
+	})
+}
+
+// FuzzScanner checks the hand-written JSON scanner against encoding/json:
+// both must agree on what is valid (below the nesting limit, where they
+// differ by design).
+func FuzzScanner(f *testing.F) {
+	for _, seed := range []string{`{"a":[1,-2.5e+3,true,false,null,"x\u00e9\n"]}`, `[1,]`, `{"a" 1}`, `"\ud800"`, `-01`, `1.`, ` {} `, `[[[]]]`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) >= maxDepth {
+			return
+		}
+		end, err := skipValue(b, skipWS(b, 0), 0)
+		ours := err == nil && skipWS(b, end) == len(b)
+		if theirs := json.Valid(b); ours != theirs {
+			t.Fatalf("scanner says %v (%v), encoding/json says %v for %q", ours, err, theirs, b)
+		}
+		// Decode checks UTF-8 before decoding, so only valid text matters here.
+		if ours && b[skipWS(b, 0)] == '"' && utf8.Valid(b) {
+			var s string
+			require.NoError(t, json.Unmarshal(b, &s))
+			v := bytes.TrimSpace(b)
+			require.Equal(t, s, decodeString(v))
 		}
 	})
 }
