@@ -66,6 +66,13 @@ type Options struct {
 	AllowedTokens map[string]bool
 	// MaxEventBytes bounds each normalised event; 0 means DefaultMaxEventBytes.
 	MaxEventBytes int
+	// FlagProperties, when set, is asked for the feature-flag properties of
+	// events that carry "send_feature_flags": true (the SDKs' capture
+	// option): it gets the event's distinct id and $groups and returns
+	// properties to add ($feature/<key>, $active_feature_flags) as the inside
+	// of a JSON object ("" adds nothing). The agent answers it from local
+	// evaluation, so this costs no network round trip.
+	FlagProperties func(distinctID string, groups map[string]string) string
 }
 
 // Batch is an accepted request. It may hold zero events when every event was
@@ -135,7 +142,7 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if !req.hasSentAt {
 		req.sentAt, req.hasSentAt = querySentAt(r.Query)
 	}
-	events, err := normalise(&req, now, opt.maxEventBytes())
+	events, err := normalise(&req, now, opt)
 	if err != nil {
 		return Batch{}, err
 	}

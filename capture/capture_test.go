@@ -531,3 +531,39 @@ func TestParseDate(t *testing.T) {
 		})
 	}
 }
+
+// send_feature_flags asks the agent to add flag properties from local
+// evaluation; the evaluator sees the event's distinct id and $groups.
+func TestSendFeatureFlagsAddsFlagProperties(t *testing.T) {
+	var gotID string
+	var gotGroups map[string]string
+	opt := Options{FlagProperties: func(id string, groups map[string]string) string {
+		gotID, gotGroups = id, groups
+		return `"$feature/beta":true,"$active_feature_flags":["beta"]`
+	}}
+	cases := []struct{ name, event, wantProps string }{
+		{"merged into properties",
+			`{"event":"e","distinct_id":"u\"1","send_feature_flags":true,"properties":{"$groups":{"company":"acme"},"a":1}}`,
+			`{"$groups":{"company":"acme"},"a":1,"$feature/beta":true,"$active_feature_flags":["beta"]}`},
+		{"empty properties", `{"event":"e","distinct_id":"u\"1","send_feature_flags":true,"properties":{ }}`,
+			`{ "$feature/beta":true,"$active_feature_flags":["beta"]}`},
+		{"no properties", `{"event":"e","distinct_id":"u\"1","send_feature_flags":true}`,
+			`{"$feature/beta":true,"$active_feature_flags":["beta"]}`},
+		{"not asked", `{"event":"e","distinct_id":"u\"1","send_feature_flags":false,"properties":{"a":1}}`, `{"a":1}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Decode(post("/e/", `{"api_key":"phc_t","batch":[`+tc.event+`]}`), opt)
+			require.NoError(t, err)
+			var ev struct {
+				Properties json.RawMessage `json:"properties"`
+			}
+			require.NoError(t, json.Unmarshal(b.Events[0], &ev))
+			require.JSONEq(t, tc.wantProps, string(ev.Properties))
+			if tc.name == "merged into properties" {
+				require.Equal(t, `u"1`, gotID)
+				require.Equal(t, map[string]string{"company": "acme"}, gotGroups)
+			}
+		})
+	}
+}

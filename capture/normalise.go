@@ -128,7 +128,8 @@ func resolveToken(req *request, opt Options) (string, error) {
 // normalise builds each event's output JSON: uuid, event, distinct_id,
 // timestamp, then properties, $set and $set_once when present. All events
 // go into one buffer, sliced at the end, so a batch costs one allocation.
-func normalise(req *request, now time.Time, maxBytes int) ([][]byte, error) {
+func normalise(req *request, now time.Time, opt Options) ([][]byte, error) {
+	maxBytes := opt.maxEventBytes()
 	size, missingUUIDs := 0, 0
 	for i := range req.events {
 		ev := &req.events[i]
@@ -171,6 +172,7 @@ func normalise(req *request, now time.Time, maxBytes int) ([][]byte, error) {
 		}
 
 		buf = append(buf, `,"distinct_id":`...)
+		didStart := len(buf)
 		did := ev.distinctID
 		if did == nil && ev.mayHave(keyDistinctID) {
 			if p := ev.lookupProps(); p.hasDistinctID {
@@ -189,9 +191,28 @@ func normalise(req *request, now time.Time, maxBytes int) ([][]byte, error) {
 		buf = append(buf, `,"timestamp":`...)
 		buf = appendTimestamp(buf, eventTime(ev.timestamp, ev.offset, ev.hasOffset, sentAt, hasSentAt, now))
 
-		if ev.properties != nil {
+		extra := ""
+		if ev.sendFlags && opt.FlagProperties != nil {
+			extra = opt.FlagProperties(distinctIDString(buf[didStart:]), ev.groups())
+		}
+		switch {
+		case extra == "" && ev.properties != nil:
 			buf = append(buf, `,"properties":`...)
 			buf = append(buf, ev.properties...)
+		case extra != "":
+			// Later keys win in PostHog's decoding, so the agent's flag
+			// values go last.
+			buf = append(buf, `,"properties":`...)
+			props := bytes.TrimRight(ev.properties, " \t\r\n")
+			if len(props) == 0 {
+				props = []byte("{}")
+			}
+			buf = append(buf, props[:len(props)-1]...)
+			if bytes.ContainsAny(bytes.TrimSpace(props[1:len(props)-1]), "\"") {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, extra...)
+			buf = append(buf, '}')
 		}
 		if ev.set != nil {
 			buf = append(buf, `,"$set":`...)
@@ -264,3 +285,43 @@ func appendDistinctID(dst []byte, raw []byte) ([]byte, bool) {
 
 // isBlank is Rust's str::trim().is_empty(): only Unicode white space.
 func isBlank(s []byte) bool { return len(bytes.TrimSpace(s)) == 0 }
+
+// distinctIDString decodes the distinct_id just written at the start of b.
+func distinctIDString(b []byte) string {
+	end := 1
+	for end < len(b) && b[end] != '"' {
+		if b[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	if end >= len(b) {
+		return ""
+	}
+	return decodeString(b[:end+1])
+}
+
+// groups reads properties.$groups ({type: key}) for flag evaluation.
+func (e *rawEvent) groups() map[string]string {
+	if !e.mayHave([]byte(`"$groups"`)) {
+		return nil
+	}
+	var p struct {
+		Groups map[string]any `json:"$groups"`
+	}
+	if json.Unmarshal(e.properties, &p) != nil || len(p.Groups) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(p.Groups))
+	for k, v := range p.Groups {
+		switch x := v.(type) {
+		case string:
+			out[k] = x
+		case nil:
+		default:
+			b, _ := json.Marshal(x)
+			out[k] = string(b)
+		}
+	}
+	return out
+}

@@ -47,6 +47,7 @@ type rawEvent struct {
 	set        []byte // raw JSON object; nil when absent or null
 	setOnce    []byte
 	engage     bool // no event name, on /engage: becomes $identify
+	sendFlags  bool // "send_feature_flags": true — the agent adds flag properties
 
 	props propsInfo // properties fields, looked up lazily
 }
@@ -326,6 +327,8 @@ func parseEvent(b []byte, i, depth int, ev *rawEvent) error {
 				return badRequest("%s: offset %s is not an integer number of milliseconds", ev.where(), quoteShort(v))
 			}
 			ev.offset, ev.hasOffset = n, true
+		case fieldSendFlags:
+			ev.sendFlags = string(v) == "true"
 		case fieldSet, fieldSetOnce:
 			switch {
 			case isNull(v):
@@ -353,6 +356,7 @@ const (
 	fieldOffset
 	fieldSet
 	fieldSetOnce
+	fieldSendFlags
 )
 
 // eventField maps a key (with capture-rs's aliases) to a field.
@@ -376,6 +380,8 @@ func eventField(key []byte) int {
 		return fieldSet
 	case "$set_once":
 		return fieldSetOnce
+	case "send_feature_flags":
+		return fieldSendFlags
 	}
 	return fieldUnknown
 }

@@ -199,3 +199,22 @@ func TestQuotaLimitedStopsEvaluationAndRecovers(t *testing.T) {
 	require.Zero(t, code)
 	require.NotEqual(t, "null\n", out)
 }
+
+func TestCaptureWithSendFeatureFlagsGetsLocalFlagValues(t *testing.T) {
+	up := flagUpstream(t)
+	a := startAgent(t, up)
+	waitForFlags(t, a, 5)
+	out, stderr, code := a.cli("capture", "--distinct-id", "sff-1", "--event", "checkout", "--send-feature-flags")
+	require.Zero(t, code, stderr)
+	id := strings.TrimSpace(out)
+	require.NoError(t, up.WaitForUUIDs(waitCtx(t, 30*time.Second), []string{id}))
+	variant, _, _ := a.cli("flags", "get", "checkout-button", "--distinct-id", "sff-1", "--no-called-event")
+	for _, e := range up.Events() {
+		if e.UUID == id {
+			require.Equal(t, strings.TrimSpace(variant), e.Properties["$feature/checkout-button"])
+			require.Contains(t, e.Properties["$active_feature_flags"], "checkout-button")
+			_, hasInternal := e.Properties["$feature/internal-tools"]
+			require.False(t, hasInternal, "a flag needing a property the event does not carry is left out, not guessed")
+		}
+	}
+}
