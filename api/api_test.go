@@ -1,0 +1,111 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/capture"
+	"github.com/hogrelay/hogrelay/flags"
+	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/spool"
+)
+
+func newHandler(t *testing.T, maxBytes int64) (*Handler, *spool.Spool) {
+	t.Helper()
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), MaxBytes: maxBytes, Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sp.Close() })
+	h := New(Deps{Spool: sp, Registry: prometheus.NewRegistry(), Logger: zerolog.Nop()}, capture.Options{DefaultToken: "phc_default"})
+	return h, sp
+}
+
+func TestCaptureAnswers(t *testing.T) {
+	h, sp := newHandler(t, 1<<20)
+	big := `{"event":"e","distinct_id":"d","properties":{"x":"` + strings.Repeat("y", 600_000) + `"}}`
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		bodyHas                  string
+		retryAfter               string
+	}{
+		{"stored", "POST", "/batch/", `{"api_key":"phc_a","batch":[{"event":"e","distinct_id":"d"}]}`, 200, `{"status":1}`, ""},
+		{"default token", "POST", "/i/v0/e/", `{"event":"e","distinct_id":"d"}`, 200, `{"status":1}`, ""},
+		{"beacon", "POST", "/e/?beacon=1", `{"event":"e","distinct_id":"d"}`, 204, "", ""},
+		{"wrong method", "PUT", "/batch/", `{}`, 405, "PUT is not allowed", ""},
+		{"preflight", "OPTIONS", "/batch/", ``, 204, "", ""},
+		{"refused by capture", "POST", "/batch/", `{"api_key":"phc_a","batch":[{"event":"e"}]}`, 400, "batch[0]: missing distinct_id", ""},
+		{"body over the route limit", "POST", "/e/", strings.Repeat(" ", 3<<20), 413, "over the 2 MiB limit", ""},
+		{"spool full", "POST", "/batch/", `{"api_key":"phc_a","batch":[` + big + `,` + big + `]}`, 503, "spool is full", "5"},
+		{"unknown endpoint", "POST", "/nope", `{}`, 404, "unknown endpoint POST /nope", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.bodyHas)
+			require.Equal(t, tc.retryAfter, rec.Header().Get("Retry-After"))
+		})
+	}
+	st, err := sp.Stats()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.PendingEvents, "only the three accepted requests stored events")
+}
+
+func TestFlagsResponseVersionMatrix(t *testing.T) {
+	idx := 0
+	all := flags.All{Flags: map[string]eval.Result{
+		"on":    {Key: "on", Enabled: true, Payload: json.RawMessage(`{"a":1}`), Reason: eval.Reason{Code: "condition_match", ConditionIndex: &idx}, ID: 1, Version: 2},
+		"off":   {Key: "off", Enabled: false},
+		"multi": {Key: "multi", Enabled: true, Variant: "red"},
+	}}
+	cases := []struct {
+		name   string
+		decide bool
+		v      int
+		hasV   bool
+		want   string // the featureFlags/flags part
+	}{
+		{"flags default is v2", false, 0, false, `"flags":{"multi":{"enabled":true,"key":"multi","metadata":{"description":null,"id":0,"payload":null,"version":0},"reason":{"code":"","condition_index":null,"description":""},"variant":"red"},"off":{"enabled":false,"key":"off","metadata":{"description":null,"id":0,"payload":null,"version":0},"reason":{"code":"","condition_index":null,"description":""},"variant":null},"on":{"enabled":true,"key":"on","metadata":{"description":null,"id":1,"payload":"{\"a\":1}","version":2},"reason":{"code":"condition_match","condition_index":0,"description":""},"variant":null}}`},
+		{"flags v1 is legacy", false, 1, true, `"featureFlagPayloads":{"on":"{\"a\":1}"},"featureFlags":{"multi":"red","off":false,"on":true}`},
+		{"decide v1 lists active keys", true, 1, true, `"featureFlags":["multi","on"]`},
+		{"decide v2 maps enabled only", true, 2, true, `"featureFlags":{"multi":"red","on":true}`},
+		{"decide v3 is legacy", true, 3, true, `"featureFlagPayloads":{"on":"{\"a\":1}"},"featureFlags":{"multi":"red","off":false,"on":true}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(shapeFlagsResponse(all, tc.decide, tc.v, tc.hasV))
+			require.NoError(t, err)
+			require.Contains(t, string(b), tc.want)
+			require.Contains(t, string(b), `"errorsWhileComputingFlags":false`)
+		})
+	}
+	b, _ := json.Marshal(shapeFlagsResponse(flags.All{QuotaLimited: true}, false, 2, true))
+	require.Contains(t, string(b), `"quotaLimited":["feature_flags"]`)
+}
+
+func TestDefinitionsNeedABearerKey(t *testing.T) {
+	h, _ := newHandler(t, 1<<20)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/flags/definitions?token=phc_a", nil))
+	require.Equal(t, 401, rec.Code)
+	require.Contains(t, rec.Body.String(), "no_authentication")
+}
+
+func TestCalledCacheForgetsOldestFirst(t *testing.T) {
+	c := newCalledCache(2)
+	require.True(t, c.firstTime("a"))
+	require.False(t, c.firstTime("a"))
+	require.True(t, c.firstTime("b"))
+	require.True(t, c.firstTime("c")) // evicts a
+	require.True(t, c.firstTime("a"))
+	require.False(t, c.firstTime("c"))
+}
