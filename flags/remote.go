@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
@@ -161,7 +160,7 @@ func parseFlagsResponse(raw []byte) (remoteAnswer, error) {
 	if r.Flags != nil {
 		for k, f := range r.Flags {
 			res := eval.Result{Key: k, Enabled: f.Enabled, ID: f.Metadata.ID, Version: f.Metadata.Version,
-				Payload: normalizePayload(f.Metadata.Payload)}
+				Payload: eval.DecodePayload(f.Metadata.Payload)}
 			if f.Variant != nil {
 				res.Variant = *f.Variant
 			}
@@ -197,35 +196,9 @@ func parseFlagsResponse(raw []byte) (remoteAnswer, error) {
 		default:
 			continue // not a flag value; leave it unanswered rather than guess
 		}
-		res.Payload = normalizePayload(r.FeatureFlagPayloads[k])
+		res.Payload = eval.DecodePayload(r.FeatureFlagPayloads[k])
 		ans.flags[k] = res
 	}
 	return ans, nil
 }
 
-// normalizePayload returns payloads as the JSON value they encode, the same
-// way flags/eval decodes payloads from definitions, so a remote answer looks
-// like a local one. PostHog usually sends a payload as a JSON-encoded string
-// ("{\"a\":1}") but may send the value itself; the SDKs accept both (wire
-// contract §3.3). A string that is not JSON is the payload itself; "" and
-// null are no payload.
-func normalizePayload(p json.RawMessage) json.RawMessage {
-	p = bytes.TrimSpace(p)
-	if len(p) == 0 || string(p) == "null" {
-		return nil
-	}
-	if p[0] != '"' {
-		return slices.Clone(p)
-	}
-	var s string
-	if json.Unmarshal(p, &s) != nil || s == "" {
-		return nil
-	}
-	if inner := []byte(strings.TrimSpace(s)); json.Valid(inner) {
-		var b bytes.Buffer
-		if json.Compact(&b, inner) == nil {
-			return b.Bytes()
-		}
-	}
-	return slices.Clone(p)
-}

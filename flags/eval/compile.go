@@ -172,7 +172,7 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 	if len(fl.Payloads) > 0 {
 		f.payloads = make(map[string]json.RawMessage, len(fl.Payloads))
 		for k, p := range fl.Payloads {
-			if d := decodePayload(p); d != nil {
+			if d := DecodePayload(p); d != nil {
 				f.payloads[k] = d
 			}
 		}
@@ -233,11 +233,11 @@ func intOf(v any) int64 {
 	return 0
 }
 
-// decodePayload turns a stored payload into the JSON it stands for. PostHog
+// DecodePayload turns a stored payload into the JSON it stands for. PostHog
 // stores payloads as JSON strings holding JSON; a string that is not JSON is
 // the payload itself, as a JSON string. Empty and null payloads are none, as in
 // posthog-node.
-func decodePayload(p json.RawMessage) json.RawMessage {
+func DecodePayload(p json.RawMessage) json.RawMessage {
 	p = bytes.TrimSpace(p)
 	if len(p) == 0 || bytes.Equal(p, []byte("null")) {
 		return nil

@@ -396,10 +396,10 @@ func TestPayload_Decoding(t *testing.T) {
 		`true`:               `true`,
 	}
 	for in, want := range cases {
-		require.JSONEq(t, want, string(decodePayload(json.RawMessage(in))), in)
+		require.JSONEq(t, want, string(DecodePayload(json.RawMessage(in))), in)
 	}
-	require.Nil(t, decodePayload(json.RawMessage(`""`)))
-	require.Nil(t, decodePayload(json.RawMessage(`null`)))
+	require.Nil(t, DecodePayload(json.RawMessage(`""`)))
+	require.Nil(t, DecodePayload(json.RawMessage(`null`)))
 }
 
 func TestEvaluator_ConcurrentUse(t *testing.T) {
