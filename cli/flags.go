@@ -27,14 +27,8 @@ func runFlags(e env, args []string) error {
 		if _, err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		c, err := t.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := callCtx()
-		defer cancel()
 		var st api.FlagStatus
-		if err := c.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
+		if err := t.call(http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "reloaded: %d flags, etag %s\n", st.FlagCount, orDash(st.ETag))
@@ -77,22 +71,16 @@ func runFlagEval(e env, sub string, args []string) error {
 	if req.GroupProperties, err = groupPropMap(gp); err != nil {
 		return err
 	}
-	c, err := t.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := callCtx()
-	defer cancel()
 	if sub == "all" {
 		var out json.RawMessage
-		if err := c.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/evaluate", req, &out); err != nil {
+		if err := t.call(http.MethodPost, "/hogrelay/v1/flags/evaluate", req, &out); err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, string(out))
 		return nil
 	}
 	var ans api.EvaluateAnswer
-	if err := c.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/evaluate", req, &ans); err != nil {
+	if err := t.call(http.MethodPost, "/hogrelay/v1/flags/evaluate", req, &ans); err != nil {
 		return err
 	}
 	if ans.Error != "" {
@@ -131,17 +119,11 @@ func runFlagsList(e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := t.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := callCtx()
-	defer cancel()
 	var out struct {
 		Cache api.FlagStatus      `json:"cache"`
 		Flags []api.FlagListEntry `json:"flags"`
 	}
-	if err := c.Do(ctx, http.MethodGet, "/hogrelay/v1/flags", nil, &out); err != nil {
+	if err := t.call(http.MethodGet, "/hogrelay/v1/flags", nil, &out); err != nil {
 		return err
 	}
 	if *asJSON {

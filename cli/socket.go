@@ -78,3 +78,15 @@ func callCtx() (context.Context, context.CancelFunc) {
 }
 
 func ctxNoDeadline() context.Context { return context.Background() }
+
+// call makes one request to the agent with the default deadline and decodes
+// the JSON answer into out.
+func (t *target) call(method, path string, body, out any) error {
+	c, err := t.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx()
+	defer cancel()
+	return c.Do(ctx, method, path, body, out)
+}

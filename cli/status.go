@@ -17,14 +17,8 @@ func runStatus(e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := t.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := callCtx()
-	defer cancel()
 	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
+	if err := t.call(http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
 		return err
 	}
 	if *asJSON {
