@@ -74,11 +74,11 @@ func TestFlagsResponseVersionMatrix(t *testing.T) {
 		hasV   bool
 		want   string // the featureFlags/flags part
 	}{
-		{"flags default is v2", false, 0, false, `"flags":{"multi":{"enabled":true,"key":"multi","metadata":{"description":null,"id":0,"payload":null,"version":0},"reason":{"code":"","condition_index":null,"description":""},"variant":"red"},"off":{"enabled":false,"key":"off","metadata":{"description":null,"id":0,"payload":null,"version":0},"reason":{"code":"","condition_index":null,"description":""},"variant":null},"on":{"enabled":true,"key":"on","metadata":{"description":null,"id":1,"payload":"{\"a\":1}","version":2},"reason":{"code":"condition_match","condition_index":0,"description":""},"variant":null}}`},
-		{"flags v1 is legacy", false, 1, true, `"featureFlagPayloads":{"on":"{\"a\":1}"},"featureFlags":{"multi":"red","off":false,"on":true}`},
+		{"flags default is v2", false, 0, false, `"flags":{"multi":{"key":"multi","enabled":true,"variant":"red","reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"off":{"key":"off","enabled":false,"variant":null,"reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"on":{"key":"on","enabled":true,"variant":null,"reason":{"code":"condition_match","condition_index":0,"description":""},"metadata":{"id":1,"version":2,"description":null,"payload":"{\"a\":1}"}}}`},
+		{"flags v1 is legacy", false, 1, true, `"featureFlags":{"multi":"red","off":false,"on":true},"featureFlagPayloads":{"on":"{\"a\":1}"}`},
 		{"decide v1 lists active keys", true, 1, true, `"featureFlags":["multi","on"]`},
 		{"decide v2 maps enabled only", true, 2, true, `"featureFlags":{"multi":"red","on":true}`},
-		{"decide v3 is legacy", true, 3, true, `"featureFlagPayloads":{"on":"{\"a\":1}"},"featureFlags":{"multi":"red","off":false,"on":true}`},
+		{"decide v3 is legacy", true, 3, true, `"featureFlags":{"multi":"red","off":false,"on":true},"featureFlagPayloads":{"on":"{\"a\":1}"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

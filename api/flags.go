@@ -157,7 +157,7 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 	decide := strings.HasPrefix(r.URL.Path, "/decide")
 	if r.Method == http.MethodGet {
 		// PostHog answers GET /flags with a minimal empty response.
-		writeJSON(w, 200, map[string]any{"flags": map[string]any{}, "errorsWhileComputingFlags": false})
+		writeJSON(w, 200, flagsResponse{Flags: map[string]v2Flag{}, RequestID: uuid.NewString()})
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -218,60 +218,87 @@ func (h *Handler) countAnswers(all flags.All) {
 }
 
 // payloadString returns the payload the way PostHog's responses carry it: a
-// JSON-encoded string.
-func payloadString(p json.RawMessage) any {
+// JSON-encoded string (nil for none).
+func payloadString(p json.RawMessage) *string {
 	if len(p) == 0 {
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(p, &s); err == nil {
-		return s
+	if p[0] == '"' {
+		var s string
+		if err := json.Unmarshal(p, &s); err == nil {
+			return &s
+		}
 	}
-	return string(p)
+	s := string(p)
+	return &s
 }
+
+// The /flags and /decide answers as typed structs: encoding a map[string]any
+// per flag cost more than evaluating the flags (see bench/flags_test.go).
+type (
+	flagsResponse struct {
+		Flags               any               `json:"flags,omitempty"`
+		FeatureFlags        any               `json:"featureFlags,omitempty"`
+		FeatureFlagPayloads map[string]string `json:"featureFlagPayloads,omitempty"`
+		Errors              bool              `json:"errorsWhileComputingFlags"`
+		QuotaLimited        []string          `json:"quotaLimited,omitempty"`
+		// posthog-go reads the snake-case key.
+		QuotaLimitedSnake []string `json:"quota_limited,omitempty"`
+		RequestID         string   `json:"requestId"`
+	}
+	v2Flag struct {
+		Key      string     `json:"key"`
+		Enabled  bool       `json:"enabled"`
+		Variant  *string    `json:"variant"`
+		Reason   v2Reason   `json:"reason"`
+		Metadata v2Metadata `json:"metadata"`
+	}
+	v2Reason struct {
+		Code           string `json:"code"`
+		ConditionIndex *int   `json:"condition_index"`
+		Description    string `json:"description"`
+	}
+	v2Metadata struct {
+		ID          int64   `json:"id"`
+		Version     int64   `json:"version"`
+		Description *string `json:"description"`
+		Payload     *string `json:"payload"`
+	}
+)
 
 // shapeFlagsResponse follows the version matrix of PostHog's flags service
 // (endpoint.rs get_versioned_response).
-func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) map[string]any {
-	resp := map[string]any{
-		"errorsWhileComputingFlags": all.ErrorsWhileComputing,
-		"requestId":                 uuid.NewString(),
-	}
+func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) flagsResponse {
+	resp := flagsResponse{Errors: all.ErrorsWhileComputing, RequestID: uuid.NewString()}
 	if all.QuotaLimited {
-		resp["quotaLimited"] = []string{"feature_flags"}
-		resp["quota_limited"] = []string{"feature_flags"} // posthog-go reads the snake-case key
+		resp.QuotaLimited = []string{"feature_flags"}
+		resp.QuotaLimitedSnake = resp.QuotaLimited
 	}
-	keys := make([]string, 0, len(all.Flags))
-	for k := range all.Flags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	v2 := func() {
-		out := map[string]any{}
-		for _, k := range keys {
-			res := all.Flags[k]
-			var variant any
+		out := make(map[string]v2Flag, len(all.Flags))
+		for k, res := range all.Flags {
+			f := v2Flag{
+				Key: k, Enabled: res.Enabled,
+				Reason:   v2Reason{Code: res.Reason.Code, ConditionIndex: res.Reason.ConditionIndex, Description: res.Reason.Description},
+				Metadata: v2Metadata{ID: res.ID, Version: res.Version, Payload: payloadString(res.Payload)},
+			}
 			if res.Variant != "" {
-				variant = res.Variant
+				f.Variant = &res.Variant
 			}
-			reason := map[string]any{"code": res.Reason.Code, "condition_index": res.Reason.ConditionIndex, "description": res.Reason.Description}
-			out[k] = map[string]any{
-				"key": k, "enabled": res.Enabled, "variant": variant, "reason": reason,
-				"metadata": map[string]any{"id": res.ID, "version": res.Version, "description": nil, "payload": payloadString(res.Payload)},
-			}
+			out[k] = f
 		}
-		resp["flags"] = out
+		resp.Flags = out
 	}
 	legacy := func() {
-		ff, pl := map[string]any{}, map[string]any{}
-		for _, k := range keys {
-			res := all.Flags[k]
+		ff := make(map[string]any, len(all.Flags))
+		pl := map[string]string{}
+		for k, res := range all.Flags {
 			ff[k] = res.Value()
 			if p := payloadString(res.Payload); p != nil {
-				pl[k] = p
+				pl[k] = *p
 			}
 		}
-		resp["featureFlags"], resp["featureFlagPayloads"] = ff, pl
+		resp.FeatureFlags, resp.FeatureFlagPayloads = ff, pl
 	}
 	switch {
 	case !decide && (!hasV || v >= 2):
@@ -284,20 +311,21 @@ func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) map[string
 		legacy()
 	case v == 2:
 		ff := map[string]any{}
-		for _, k := range keys {
-			if res := all.Flags[k]; res.Enabled {
+		for k, res := range all.Flags {
+			if res.Enabled {
 				ff[k] = res.Value()
 			}
 		}
-		resp["featureFlags"] = ff
+		resp.FeatureFlags = ff
 	default:
 		active := []string{}
-		for _, k := range keys {
-			if all.Flags[k].Enabled {
+		for k, res := range all.Flags {
+			if res.Enabled {
 				active = append(active, k)
 			}
 		}
-		resp["featureFlags"] = active
+		sort.Strings(active)
+		resp.FeatureFlags = active
 	}
 	return resp
 }
