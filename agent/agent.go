@@ -241,51 +241,55 @@ func (a *Agent) config() config.Config {
 	return a.cfg
 }
 
-// Reload applies what can change live and says what needs a restart.
+// Reload applies what can change live and says what needs a restart. The
+// agent's config afterwards is the running one: the new live values, the old
+// values of everything that needs a restart (so status and the next reload
+// describe what actually runs).
 func (a *Agent) Reload(next config.Config) {
 	_ = sdnotify.Reloading()
 	defer func() { _ = sdnotify.Ready() }()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	prev := a.cfg
-	a.cfg = next
-	a.mu.Unlock()
+	run := next // becomes the running config
 	var applied, restart []string
-	if next.Log != prev.Log {
-		if err := logging.SetLevel(next.Log.Level); err == nil {
+	keep := func(name string, changed bool, restore func()) {
+		if changed {
+			restart = append(restart, name)
+			restore()
+		}
+	}
+	keep("data_dir", next.DataDir != prev.DataDir, func() { run.DataDir = prev.DataDir })
+	keep("[posthog]", next.PostHog != prev.PostHog, func() { run.PostHog = prev.PostHog })
+	keep("[listen]", next.Listen != prev.Listen, func() { run.Listen = prev.Listen })
+	keep("[log] format", next.Log.Format != prev.Log.Format, func() { run.Log.Format = prev.Log.Format })
+	keep("[spool] max_bytes/when_full", next.Spool.MaxBytes != prev.Spool.MaxBytes || next.Spool.WhenFull != prev.Spool.WhenFull,
+		func() { run.Spool.MaxBytes, run.Spool.WhenFull = prev.Spool.MaxBytes, prev.Spool.WhenFull })
+	keep("[flags] only_evaluate_locally", next.Flags.OnlyEvaluateLocally != prev.Flags.OnlyEvaluateLocally,
+		func() { run.Flags.OnlyEvaluateLocally = prev.Flags.OnlyEvaluateLocally })
+
+	if run.Log.Level != prev.Log.Level {
+		if err := logging.SetLevel(run.Log.Level); err == nil {
 			applied = append(applied, "[log] level")
 		}
-		if next.Log.Format != prev.Log.Format {
-			restart = append(restart, "[log] format")
-		}
 	}
-	if next.Forwarder != prev.Forwarder || next.Spool.CompactAbove != prev.Spool.CompactAbove {
-		a.forwarder.SetOptions(forwarderOptions(next, a.version))
+	if run.Forwarder != prev.Forwarder || run.Spool.CompactAbove != prev.Spool.CompactAbove {
+		a.forwarder.SetOptions(forwarderOptions(run, a.version))
 		applied = append(applied, "[forwarder]")
 	}
-	if next.Flags.PollInterval != prev.Flags.PollInterval {
-		a.flags.SetPollInterval(next.Flags.PollInterval.D())
+	if run.Flags.PollInterval != prev.Flags.PollInterval {
+		a.flags.SetPollInterval(run.Flags.PollInterval.D())
 		applied = append(applied, "[flags] poll_interval")
 	}
-	if fmt.Sprint(next.Ingest) != fmt.Sprint(prev.Ingest) {
-		a.handler.SetIngestOptions(a.ingestOptions(next))
+	if fmt.Sprint(run.Ingest) != fmt.Sprint(prev.Ingest) {
+		a.handler.SetIngestOptions(a.ingestOptions(run))
 		applied = append(applied, "[ingest]")
 	}
-	if next.DataDir != prev.DataDir {
-		restart = append(restart, "data_dir")
-	}
-	if next.PostHog != prev.PostHog {
-		restart = append(restart, "[posthog]")
-	}
-	if next.Listen != prev.Listen {
-		restart = append(restart, "[listen]")
-	}
-	if next.Spool.MaxBytes != prev.Spool.MaxBytes || next.Spool.WhenFull != prev.Spool.WhenFull {
-		restart = append(restart, "[spool] max_bytes/when_full")
-	}
-	if next.Flags.OnlyEvaluateLocally != prev.Flags.OnlyEvaluateLocally {
-		restart = append(restart, "[flags] only_evaluate_locally")
-	}
-	a.log.Info().Strs("applied", applied).Strs("needs_restart", restart).Str("config", next.Path).Msg("configuration reloaded")
+	a.cfg = run
+	// Logged without a level so a reload that raises the level to warn or
+	// error still reports itself.
+	a.log.Log().Str("severity", "info").Strs("applied", applied).Strs("needs_restart", restart).
+		Str("config", next.Path).Msg("configuration reloaded")
 }
 
 // flagProperties answers capture's send_feature_flags from local evaluation

@@ -81,7 +81,9 @@ func runFlagEval(e env, sub string, args []string) error {
 	}
 	var ans api.EvaluateAnswer
 	if err := t.call(http.MethodPost, "/hogrelay/v1/flags/evaluate", req, &ans); err != nil {
-		return err
+		// 3, not 1: a script must tell "the agent could not be asked"
+		// from "the flag is off".
+		return exitError{code: 3, msg: err.Error()}
 	}
 	if ans.Error != "" {
 		fmt.Fprintln(e.stderr, "hogrelay: no answer for", req.Key+":", ans.Error)

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building hogrelay failed:", err)
 		os.Exit(1)
 	}
+	// The binary is built with -race, whose exit pauses a second by default;
+	// every CLI call would pay it.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
