@@ -130,17 +130,10 @@ func resolveToken(req *request, opt Options) (string, error) {
 // go into one buffer, sliced at the end, so a batch costs one allocation.
 func normalise(req *request, now time.Time, opt Options) ([][]byte, error) {
 	maxBytes := opt.maxEventBytes()
-	size, missingUUIDs := 0, 0
+	size := 0
 	for i := range req.events {
 		ev := &req.events[i]
 		size += 160 + len(ev.event) + len(ev.distinctID) + len(ev.properties) + len(ev.set) + len(ev.setOnce)
-		if !ev.hasUUID {
-			missingUUIDs++
-		}
-	}
-	var rnd []byte
-	if missingUUIDs > 0 {
-		rnd = randomBytes(10 * missingUUIDs)
 	}
 	buf := make([]byte, 0, size)
 	ends := make([]int, len(req.events))
@@ -159,8 +152,10 @@ func normalise(req *request, now time.Time, opt Options) ([][]byte, error) {
 		buf = append(buf, `{"uuid":`...)
 		u := ev.uuid
 		if !ev.hasUUID {
-			u = newUUIDv7(now, rnd[:10])
-			rnd = rnd[10:]
+			var err error
+			if u, err = newUUIDv7(); err != nil {
+				return nil, errorf(http.StatusServiceUnavailable, "%s: minting a uuid failed: %v", ev.where(), err)
+			}
 		}
 		buf = appendUUID(buf, u)
 
