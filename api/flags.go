@@ -217,10 +217,14 @@ func (h *Handler) countAnswers(all flags.All) {
 	}
 }
 
-// payloadString returns the payload the way PostHog's responses carry it: a
-// JSON-encoded string (nil for none).
-func payloadString(p json.RawMessage) *string {
+// payloadString returns the payload the way PostHog's responses carry it:
+// the stored text, which is a JSON-encoded string (nil for none).
+func payloadString(res eval.Result) *string {
+	p := res.StoredPayload
 	if len(p) == 0 {
+		p = res.Payload
+	}
+	if len(p) == 0 || string(p) == "null" {
 		return nil
 	}
 	if p[0] == '"' {
@@ -280,7 +284,7 @@ func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) flagsRespo
 			f := v2Flag{
 				Key: k, Enabled: res.Enabled,
 				Reason:   v2Reason{Code: res.Reason.Code, ConditionIndex: res.Reason.ConditionIndex, Description: res.Reason.Description},
-				Metadata: v2Metadata{ID: res.ID, Version: res.Version, Payload: payloadString(res.Payload)},
+				Metadata: v2Metadata{ID: res.ID, Version: res.Version, Payload: payloadString(res)},
 			}
 			if res.Variant != "" {
 				f.Variant = &res.Variant
@@ -294,7 +298,7 @@ func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) flagsRespo
 		pl := map[string]string{}
 		for k, res := range all.Flags {
 			ff[k] = res.Value()
-			if p := payloadString(res.Payload); p != nil {
+			if p := payloadString(res); p != nil {
 				pl[k] = *p
 			}
 		}

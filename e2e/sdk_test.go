@@ -589,12 +589,9 @@ func sdkVariants(kv ...any) map[string]any {
 //     true, the service says false for a person who has the property and is
 //     out of the first condition's rollout. hogrelay defers both to PostHog.
 //
-// And one case where hogrelay differs from the service: a payload whose
-// stored text is a JSON string literal holding JSON, e.g. the 7 characters
-// "\"q\"" as the value of payloads["true"]. The service sends that text as
-// metadata.payload, so SDKs parse it to the 3-character string "q" (quotes
-// included), which is also what posthog-node's local evaluation returns; the
-// agent's /flags sends the text already decoded once, so SDKs end up with q.
+// A payload whose stored text is a JSON string literal holding JSON (flag
+// payload-string-literal) once came out of the agent's /flags decoded one
+// level too far; eval.Result.StoredPayload now carries the text as stored.
 //
 // Also left out, where only one side can decide (no wrong answer): exact on
 // integer properties or with numbers in the filter list, between, is_date_exact,
@@ -669,6 +666,10 @@ func sdkFlagDefinitions() []byte {
 		sdkFlagDef(31, "beta-is-set", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("beta_opt_in", "is_set", "is_set")))}),
 		sdkFlagDef(32, "beta-is-not-set", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("beta_opt_in", "is_not_set", "is_not_set")))}),
 		sdkFlagDef(33, "nickname-not-bob", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("nickname", "is_not", "bob")))}),
+		// The stored text is a JSON string literal holding a JSON string:
+		// served as stored, SDKs decode it exactly once.
+		sdkFlagDef(34, "payload-string-literal", map[string]any{"groups": conds(sdkCond(50)),
+			"payloads": map[string]any{"true": `"\"q\""`}}),
 		device, continuity)
 	inactive := sdkFlagDef(28, "inactive", map[string]any{"groups": conds(sdkCond(100))})
 	inactive["active"] = false

@@ -161,6 +161,9 @@ func parseFlagsResponse(raw []byte) (remoteAnswer, error) {
 		for k, f := range r.Flags {
 			res := eval.Result{Key: k, Enabled: f.Enabled, ID: f.Metadata.ID, Version: f.Metadata.Version,
 				Payload: eval.DecodePayload(f.Metadata.Payload)}
+			if res.Payload != nil {
+				res.StoredPayload = f.Metadata.Payload
+			}
 			if f.Variant != nil {
 				res.Variant = *f.Variant
 			}
@@ -197,8 +200,10 @@ func parseFlagsResponse(raw []byte) (remoteAnswer, error) {
 			continue // not a flag value; leave it unanswered rather than guess
 		}
 		res.Payload = eval.DecodePayload(r.FeatureFlagPayloads[k])
+		if res.Payload != nil {
+			res.StoredPayload = r.FeatureFlagPayloads[k]
+		}
 		ans.flags[k] = res
 	}
 	return ans, nil
 }
-

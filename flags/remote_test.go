@@ -48,7 +48,7 @@ func TestInconclusiveFlagAsksPostHog(t *testing.T) {
 	r, err := h.svc.Flag(context.Background(), "needs-server", Ask{Input: in, UserAgent: "posthog-python/7.42.0"})
 	require.NoError(t, err)
 	require.Equal(t, eval.Result{
-		Key: "needs-server", Enabled: true, Variant: "test", Payload: json.RawMessage(`{"n":1}`),
+		Key: "needs-server", Enabled: true, Variant: "test", Payload: json.RawMessage(`{"n":1}`), StoredPayload: json.RawMessage(`"{\"n\":1}"`),
 		Reason: eval.Reason{Code: "condition_match", ConditionIndex: ptr(0), Description: "Matched condition set 1"},
 		ID:     3, Version: 1,
 	}, r)
@@ -235,20 +235,20 @@ func TestParseLegacyFlagsResponse(t *testing.T) {
 		{"v1/v3 object", `{"featureFlags":{"a":true,"b":false,"c":"blue"},
 			"featureFlagPayloads":{"c":"{\"x\":1}","a":"plain text"},"errorsWhileComputingFlags":false}`,
 			map[string]eval.Result{
-				"a": {Key: "a", Enabled: true, Payload: json.RawMessage(`"plain text"`)},
+				"a": {Key: "a", Enabled: true, Payload: json.RawMessage(`"plain text"`), StoredPayload: json.RawMessage(`"plain text"`)},
 				"b": {Key: "b"},
-				"c": {Key: "c", Enabled: true, Variant: "blue", Payload: json.RawMessage(`{"x":1}`)},
+				"c": {Key: "c", Enabled: true, Variant: "blue", Payload: json.RawMessage(`{"x":1}`), StoredPayload: json.RawMessage(`"{\"x\":1}"`)},
 			}},
 		{"decide v1 list", `{"featureFlags":["a"]}`, map[string]eval.Result{"a": {Key: "a", Enabled: true}}},
 		{"empty", `{"featureFlags":{},"featureFlagPayloads":{},"errorsWhileComputingFlags":false}`, map[string]eval.Result{}},
 		{"v2 payload as a value, not a string", `{"flags":{"a":{"key":"a","enabled":true,"variant":null,
 			"metadata":{"id":1,"version":2,"payload":{"y":[1,2]}}}}}`,
-			map[string]eval.Result{"a": {Key: "a", Enabled: true, ID: 1, Version: 2, Payload: json.RawMessage(`{"y":[1,2]}`)}}},
+			map[string]eval.Result{"a": {Key: "a", Enabled: true, ID: 1, Version: 2, Payload: json.RawMessage(`{"y":[1,2]}`), StoredPayload: json.RawMessage(`{"y":[1,2]}`)}}},
 		{"v2 payload string is compacted; empty string is none", `{"flags":{
 			"a":{"key":"a","enabled":true,"metadata":{"payload":"{ \"y\" : 1 }"}},
 			"b":{"key":"b","enabled":true,"metadata":{"payload":""}}}}`,
 			map[string]eval.Result{
-				"a": {Key: "a", Enabled: true, Payload: json.RawMessage(`{"y":1}`)},
+				"a": {Key: "a", Enabled: true, Payload: json.RawMessage(`{"y":1}`), StoredPayload: json.RawMessage(`"{ \"y\" : 1 }"`)},
 				"b": {Key: "b", Enabled: true},
 			}},
 	} {

@@ -170,10 +170,10 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 	}
 	f.constantVariant = variantIsConstant(f.variants)
 	if len(fl.Payloads) > 0 {
-		f.payloads = make(map[string]json.RawMessage, len(fl.Payloads))
+		f.payloads = make(map[string]payload, len(fl.Payloads))
 		for k, p := range fl.Payloads {
 			if d := DecodePayload(p); d != nil {
-				f.payloads[k] = d
+				f.payloads[k] = payload{decoded: d, stored: bytes.Clone(bytes.TrimSpace(p))}
 			}
 		}
 	}
@@ -232,6 +232,9 @@ func intOf(v any) int64 {
 	}
 	return 0
 }
+
+// payload keeps both forms of a configured payload (see Result.StoredPayload).
+type payload struct{ decoded, stored json.RawMessage }
 
 // DecodePayload turns a stored payload into the JSON it stands for. PostHog
 // stores payloads as JSON strings holding JSON; a string that is not JSON is

@@ -55,9 +55,14 @@ type Result struct {
 	// Payload is the JSON value configured for the answer (the variant's, or
 	// "true"'s), nil when there is none or the flag is off.
 	Payload json.RawMessage
-	Reason  Reason
-	ID      int64
-	Version int64
+	// StoredPayload is the same payload exactly as PostHog stores and serves
+	// it (usually a JSON string holding JSON). Answers in PostHog's wire
+	// format use it: decoding and re-encoding cannot tell a stored JSON
+	// string literal from plain text.
+	StoredPayload json.RawMessage
+	Reason        Reason
+	ID            int64
+	Version       int64
 }
 
 // Value is what PostHog SDKs return for a flag: the variant if there is one, else Enabled.
@@ -103,7 +108,7 @@ type flagDef struct {
 	conds           []condition
 	variants        []variant
 	constantVariant bool
-	payloads        map[string]json.RawMessage
+	payloads        map[string]payload
 	broken          string // non-empty: never evaluable locally, and why
 }
 
@@ -377,7 +382,9 @@ func (c *run) flag(f *flagDef) (Result, error) {
 		if pk == "" {
 			pk = "true"
 		}
-		res.Payload = f.payloads[pk]
+		if p, ok := f.payloads[pk]; ok {
+			res.Payload, res.StoredPayload = p.decoded, p.stored
+		}
 		idx := i
 		res.Reason = Reason{Code: "condition_match", ConditionIndex: &idx, Description: "Matched condition set " + strconv.Itoa(i+1)}
 		return res, nil

@@ -418,3 +418,16 @@ func TestEvaluator_ConcurrentUse(t *testing.T) {
 		<-done
 	}
 }
+
+// PostHog's /flags serves a payload as stored; decoding loses the difference
+// between a stored JSON string literal and plain text, so both forms are kept.
+func TestResultKeepsThePayloadAsStored(t *testing.T) {
+	defs := `{"flags":[{"id":1,"key":"f","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}],
+		"payloads":{"true":"\"q\""}}}]}`
+	ev, err := Compile([]byte(defs))
+	require.NoError(t, err)
+	res, err := ev.Evaluate("f", Input{DistinctID: "d"})
+	require.NoError(t, err)
+	require.Equal(t, `"\"q\""`, string(res.StoredPayload))
+	require.Equal(t, `"q"`, string(res.Payload))
+}
