@@ -503,7 +503,9 @@ type EvaluateAnswer struct {
 	Value   any             `json:"value"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 	Reason  string          `json:"reason,omitempty"`
-	Error   string          `json:"error,omitempty"`
+	// LocallyEvaluated is false when PostHog's /flags gave the answer.
+	LocallyEvaluated bool   `json:"locally_evaluated"`
+	Error            string `json:"error,omitempty"`
 }
 
 func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
@@ -523,18 +525,24 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 	in := eval.Input{DistinctID: req.DistinctID, Groups: req.Groups, PersonProperties: req.PersonProperties, GroupProperties: req.GroupProperties}
 	ask := flags.Ask{Input: in, OnlyLocal: req.OnlyLocal, UserAgent: "hogrelay-cli"}
 	if req.Key != "" {
-		res, err := h.deps.Flags.Flag(r.Context(), req.Key, ask)
 		ans := EvaluateAnswer{Key: req.Key}
+		source := "local"
+		res, err := h.deps.Flags.Local(req.Key, in)
+		if err != nil && !errors.Is(err, flags.ErrQuotaLimited) {
+			source = "remote"
+			res, err = h.deps.Flags.Flag(r.Context(), req.Key, ask)
+		}
 		if err != nil {
-			h.metrics.flagEval.WithLabelValues("none").Inc()
+			source = "none"
 			ans.Error = err.Error()
 		} else {
 			ans.Value, ans.Payload, ans.Reason = res.Value(), res.Payload, res.Reason.Code
-			h.metrics.flagEval.WithLabelValues("answered").Inc()
+			ans.LocallyEvaluated = source == "local"
 			if req.SendCalledEvent {
-				h.recordFlagCalled(r.Context(), req.DistinctID, req.Groups, res)
+				h.recordFlagCalled(r.Context(), req.DistinctID, req.Groups, res, ans.LocallyEvaluated)
 			}
 		}
+		h.metrics.flagEval.WithLabelValues(source).Inc()
 		writeJSON(w, 200, ans)
 		return
 	}
@@ -566,7 +574,7 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 // recordFlagCalled spools a $feature_flag_called event the first time a
 // distinct id sees a flag value, as the SDKs do (their dedupe is per
 // distinct_id, flag and value).
-func (h *Handler) recordFlagCalled(ctx context.Context, distinctID string, groups map[string]string, res eval.Result) {
+func (h *Handler) recordFlagCalled(ctx context.Context, distinctID string, groups map[string]string, res eval.Result, local bool) {
 	token := h.ingest.Load().DefaultToken
 	if token == "" {
 		return
@@ -576,7 +584,7 @@ func (h *Handler) recordFlagCalled(ctx context.Context, distinctID string, group
 		return
 	}
 	props := map[string]any{
-		"$feature_flag": res.Key, "$feature_flag_response": res.Value(),
+		"$feature_flag": res.Key, "$feature_flag_response": res.Value(), "locally_evaluated": local,
 		"$feature_flag_id": res.ID, "$feature_flag_version": res.Version, "$feature_flag_reason": res.Reason.Description,
 		"$feature/" + res.Key: res.Value(), "$lib": "hogrelay",
 	}

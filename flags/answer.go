@@ -38,6 +38,24 @@ type All struct {
 	Local                map[string]bool // which answers came from local evaluation
 }
 
+// Local answers one flag from local evaluation only (no network), with the
+// same quota rule as Flag. Callers that must know whether an answer was
+// local try this first.
+func (s *Service) Local(key string, in eval.Input) (eval.Result, error) {
+	if s.quota.Load() {
+		return eval.Result{}, fmt.Errorf("%w: flag %q: %w", ErrNoAnswer, key, ErrQuotaLimited)
+	}
+	d := s.defs.Load()
+	if d == nil {
+		return eval.Result{}, fmt.Errorf("%w: flag %q: %w", ErrNoAnswer, key, errNoDefinitions)
+	}
+	r, err := d.ev.Evaluate(key, in)
+	if err != nil {
+		return eval.Result{}, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	return r, nil
+}
+
 // Flag answers one flag: locally first; remotely via /flags only when the
 // local answer is inconclusive or the flag unknown and remote calls are allowed.
 func (s *Service) Flag(ctx context.Context, key string, a Ask) (eval.Result, error) {
