@@ -203,13 +203,36 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		if err != nil { // only cancellation
 			return nil
 		}
-		if err := f.sp.Done(seqs, dead); err != nil {
-			// Not deleting means sending again: a duplicate PostHog drops by
-			// uuid, never a loss.
-			f.log.Error().Err(err).Msg("removing sent events from the spool failed; they will be sent again")
-			if !f.sleep(ctx, o.BackoffInitial) {
-				return nil
+		if !f.remove(ctx, o, seqs, dead) {
+			return nil
+		}
+	}
+}
+
+// remove deletes what PostHog took from the spool, retrying with backoff
+// when the spool cannot be written (a full disk fails deletes too, as bbolt
+// writes new pages to free old ones). It retries the delete rather than
+// moving on, because moving on would resend the same events every time. It
+// returns false when ctx ends first; those events are sent again after the
+// next start, which PostHog drops by uuid.
+func (f *Forwarder) remove(ctx context.Context, o Options, seqs []uint64, dead []spool.DeadEvent) bool {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = o.BackoffInitial, o.BackoffMax, 0
+	for attempt := 1; ; attempt++ {
+		err := f.sp.Done(seqs, dead)
+		if err == nil {
+			if attempt > 1 {
+				f.log.Info().Int("attempts", attempt).Msg("removed sent events from the spool")
 			}
+			return true
+		}
+		ev := f.log.Debug()
+		if attempt == 1 {
+			ev = f.log.Error()
+		}
+		ev.Err(err).Int("attempt", attempt).Msg("removing sent events from the spool failed (disk full?); retrying the removal, not the send")
+		if !f.sleep(ctx, bo.NextBackOff()) {
+			return false
 		}
 	}
 }
