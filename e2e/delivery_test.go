@@ -148,7 +148,9 @@ func TestDroppedAndHungConnectionsAreRetried(t *testing.T) {
 	up.Script(
 		fakeposthog.Response{Drop: true},
 		fakeposthog.Response{DropAfterAccept: true}, // PostHog took it, the answer was lost
-		fakeposthog.Response{Hang: true},
+		fakeposthog.Response{Hang: true},            // outlives request_timeout
+		fakeposthog.Response{Delay: 300 * time.Millisecond, Status: 503},
+		fakeposthog.Response{Delay: 300 * time.Millisecond}, // slow but within the timeout: accepted
 	)
 	a := startAgent(t, up, `forwarder.request_timeout = "1s"`)
 	evs, ids := mkEvents("flaky", 10)
