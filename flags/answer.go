@@ -84,8 +84,9 @@ func (s *Service) Flag(ctx context.Context, key string, a Ask) (eval.Result, err
 	return r, nil
 }
 
-// All answers every flag (or a.FlagKeys): locally what can be, then one
-// /flags call for the rest when allowed. Flags nobody could answer are left
+// All answers every active flag (or a.FlagKeys): locally what can be, then
+// one /flags call for the rest when allowed. Inactive flags are left out, as
+// PostHog's /flags leaves them out (see eval.Evaluator.EvaluateAll). Flags nobody could answer are left
 // out and ErrorsWhileComputing is set, as PostHog itself does; ErrNoAnswer
 // comes back only when nothing at all can answer (no definitions and no
 // remote, or quota limited).
@@ -114,11 +115,12 @@ func (s *Service) All(ctx context.Context, a Ask) (All, error) {
 			}
 		}
 		// Requested flags the definitions do not know may still exist
-		// server-side (created since the last poll).
+		// server-side (created since the last poll). Inactive flags are
+		// known and answered: PostHog's /flags leaves them out, so do we.
 		for _, k := range a.FlagKeys {
 			_, done := results[k]
 			_, inc := inconclusive[k]
-			if !done && !inc {
+			if _, known := d.ev.Flag(k); !done && !inc && !known {
 				pending = append(pending, k)
 			}
 		}

@@ -199,8 +199,9 @@ func TestAllMergesLocalAndRemote(t *testing.T) {
 	h := loaded(t, f, nil)
 	all, err := h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}})
 	require.NoError(t, err)
-	require.Equal(t, []string{"always-off", "always-on", "needs-server"}, keys(all.Flags))
-	require.Equal(t, map[string]bool{"always-on": true, "always-off": true}, all.Local)
+	// always-off is inactive: left out, as PostHog's /flags leaves it out.
+	require.Equal(t, []string{"always-on", "needs-server"}, keys(all.Flags))
+	require.Equal(t, map[string]bool{"always-on": true}, all.Local)
 	require.False(t, all.ErrorsWhileComputing)
 	require.Equal(t, "test", all.Flags["needs-server"].Value())
 	_, body := f.last()
@@ -214,6 +215,14 @@ func TestAllMergesLocalAndRemote(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"always-on"}, keys(all.Flags))
 	require.Equal(t, n, f.count("/flags/"))
+
+	// Asking for an inactive flag by key is answered locally, by leaving it
+	// out: it is known, so PostHog is not asked and it is no error.
+	all, err = h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}, FlagKeys: []string{"always-on", "always-off"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"always-on"}, keys(all.Flags))
+	require.False(t, all.ErrorsWhileComputing)
+	require.Equal(t, n, f.count("/flags/"))
 }
 
 func TestAllWithRemoteDownAnswersWhatItCan(t *testing.T) {
@@ -223,7 +232,7 @@ func TestAllWithRemoteDownAnswersWhatItCan(t *testing.T) {
 	all, err := h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}})
 	require.NoError(t, err)
 	require.True(t, all.ErrorsWhileComputing)
-	require.Equal(t, []string{"always-off", "always-on"}, keys(all.Flags))
+	require.Equal(t, []string{"always-on"}, keys(all.Flags))
 }
 
 func TestParseLegacyFlagsResponse(t *testing.T) {

@@ -38,10 +38,18 @@ type rawFilters struct {
 	AggregationGroupTypeIndex *int                       `json:"aggregation_group_type_index"`
 	Payloads                  map[string]json.RawMessage `json:"payloads"`
 	EarlyExit                 *bool                      `json:"early_exit"`
-	SuperGroups               []json.RawMessage          `json:"super_groups"`
-	HoldoutGroups             []json.RawMessage          `json:"holdout_groups"`
 	Holdout                   json.RawMessage            `json:"holdout"`
 	FeatureEnrollment         *bool                      `json:"feature_enrollment"`
+	// The legacy super_groups and holdout_groups are not read: the service
+	// stopped reading them once feature_enrollment and holdout replaced them
+	// (flag_models.rs keeps them only as pass-through keys), and posthog-node
+	// never read them.
+}
+
+// rawHoldout is the service's Holdout: {"id": 42, "exclusion_percentage": 10}.
+type rawHoldout struct {
+	ID                  json.RawMessage `json:"id"`
+	ExclusionPercentage json.RawMessage `json:"exclusion_percentage"`
 }
 
 type rawMultivariate struct {
@@ -148,16 +156,13 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 		f.hasAgg, f.agg = true, *fl.AggregationGroupTypeIndex
 		f.groupType = groupTypes[f.agg]
 	}
-	// posthog-node ignores these three; the service honours them before any
-	// condition. Ignoring them would answer differently from PostHog for
-	// enrolled or held-out users, so such flags are left to the server.
-	switch {
-	case len(fl.HoldoutGroups) > 0 || (len(fl.Holdout) > 0 && !bytes.Equal(bytes.TrimSpace(fl.Holdout), []byte("null"))):
-		f.broken = "holdout groups are evaluated only by PostHog"
-	case fl.FeatureEnrollment != nil && *fl.FeatureEnrollment:
-		f.broken = "early access enrollment ($feature_enrollment) is evaluated only by PostHog"
-	case len(fl.SuperGroups) > 0:
-		f.broken = "super conditions are evaluated only by PostHog"
+	f.enrollment = fl.FeatureEnrollment != nil && *fl.FeatureEnrollment
+	if h := bytes.TrimSpace(fl.Holdout); len(h) > 0 && !bytes.Equal(h, []byte("null")) {
+		// "holdout": null is how PostHog detaches a holdout.
+		var err error
+		if f.holdout, err = compileHoldout(h); err != nil {
+			f.broken = err.Error()
+		}
 	}
 	if fl.Multivariate != nil {
 		for _, v := range fl.Multivariate.Variants {
@@ -207,6 +212,27 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 		f.conds = append(f.conds, c)
 	}
 	return f
+}
+
+// compileHoldout reads a holdout the way the service's serde does: an
+// integer id and a numeric exclusion_percentage, both required. Anything else
+// fails the service's decoding of the whole flag (posthog-node would ignore
+// such a holdout instead), so the flag is left to PostHog.
+func compileHoldout(raw json.RawMessage) (*holdout, error) {
+	var rh rawHoldout
+	bad := fmt.Errorf("holdout %s not understood", raw)
+	if json.Unmarshal(raw, &rh) != nil || len(rh.ID) == 0 || len(rh.ExclusionPercentage) == 0 {
+		return nil, bad
+	}
+	id, err := strconv.ParseInt(string(rh.ID), 10, 64)
+	if err != nil {
+		return nil, bad
+	}
+	var pct float64
+	if bytes.Equal(rh.ExclusionPercentage, []byte("null")) || json.Unmarshal(rh.ExclusionPercentage, &pct) != nil {
+		return nil, bad
+	}
+	return &holdout{variant: "holdout-" + strconv.FormatInt(id, 10), pct: min(max(pct, 0), 100)}, nil
 }
 
 // variantIsConstant reports whether every hash picks the same variant: no

@@ -11,6 +11,34 @@
 // Where posthog-node and the service disagree this package follows the
 // service; each such choice is commented where it is made and pinned by a
 // TestServiceSemantics_* test.
+//
+// A flag is evaluated in the service's order (flag_matching.rs get_match):
+//
+//   - Inactive flags are off (flag_disabled) when asked for by key, and
+//     EvaluateAll leaves them out, as the service's /flags does.
+//   - Early access (filters.feature_enrollment): the person property
+//     $feature_enrollment/<flag key> decides when the caller gives it ("true"
+//     or true is on, any other value off; reason super_condition_value). When
+//     the caller does not give it the flag is inconclusive: the service falls
+//     through to the conditions only for a person who truly lacks the
+//     property, and PostHog may have it stored, which would decide the flag
+//     either way. posthog-node ignores enrollment altogether and answers from
+//     the conditions, so it differs from the service for enrolled and opted-out
+//     people. The legacy filters.super_groups are ignored, as by both.
+//   - Holdouts (filters.holdout {id, exclusion_percentage}): a person or group
+//     whose "holdout-<bucketing id>" hash is within the exclusion percentage
+//     gets the variant "holdout-<id>" (reason holdout_condition_value, no
+//     condition index, the payload stored under that variant), before any
+//     condition. posthog-node does the same. The legacy filters.holdout_groups
+//     are ignored, as by both.
+//   - Conditions, in order; the first that matches decides. When an earlier
+//     condition cannot be decided only because a property was not given and a
+//     later one matches, a flag without variants is on either way, with the
+//     same ("true") payload: it is answered with the later condition's index,
+//     though the service, which has the property, may report the earlier one.
+//     Multivariate flags stay inconclusive (the earlier condition could pick
+//     another variant), and so do early_exit flags whose undecided condition
+//     rolls the person out (it might have ended evaluation with "off").
 package eval
 
 import (
@@ -40,7 +68,7 @@ type Input struct {
 
 // Reason says why a flag has its value. Codes are PostHog's:
 // condition_match, no_condition_match, out_of_rollout_bound, no_group_type,
-// flag_disabled.
+// flag_disabled, holdout_condition_value, super_condition_value.
 type Reason struct {
 	Code           string
 	ConditionIndex *int
@@ -53,7 +81,10 @@ type Result struct {
 	Enabled bool
 	Variant string // "" = none
 	// Payload is the JSON value configured for the answer (the variant's, or
-	// "true"'s), nil when there is none or the flag is off.
+	// "true"'s), nil when there is none or the flag is off. One exception
+	// follows the service: a person who opted out of an early access feature
+	// ($feature_enrollment/<key> given and not true) gets the "true" payload
+	// with the flag off, as the service's /flags serves it.
 	Payload json.RawMessage
 	// StoredPayload is the same payload exactly as PostHog stores and serves
 	// it (usually a JSON string holding JSON). Answers in PostHog's wire
@@ -105,11 +136,18 @@ type flagDef struct {
 	agg             int
 	groupType       string
 	earlyExit       bool
+	enrollment      bool     // filters.feature_enrollment
+	holdout         *holdout // filters.holdout, nil when none
 	conds           []condition
 	variants        []variant
 	constantVariant bool
 	payloads        map[string]payload
 	broken          string // non-empty: never evaluable locally, and why
+}
+
+type holdout struct {
+	variant string  // "holdout-<id>"
+	pct     float64 // exclusion percentage, clamped to [0, 100]
 }
 
 type variant struct {
@@ -172,13 +210,21 @@ func (e *Evaluator) Evaluate(key string, in Input) (Result, error) {
 	return r, nil
 }
 
-// EvaluateAll answers every flag. Flags that cannot be decided locally are in
-// inconclusive (each error wraps ErrInconclusive) and not in results.
+// EvaluateAll answers every active flag. Flags that cannot be decided locally
+// are in inconclusive (each error wraps ErrInconclusive) and not in results.
+// Inactive flags are in neither: the service's /flags leaves them out of its
+// answers (fetch_and_filter puts them in filtered_out_flag_ids, which
+// evaluation skips), though posthog-node's local getAllFlags lists them as
+// false. Evaluate still answers an inactive key with false (flag_disabled), as
+// the SDKs' single-flag calls do.
 func (e *Evaluator) EvaluateAll(in Input) (results map[string]Result, inconclusiveFlags map[string]error) {
 	results = make(map[string]Result, len(e.keys))
 	inconclusiveFlags = map[string]error{}
 	c := run{e: e, in: &in, now: e.clock(), memo: make(map[string]memoEntry, len(e.keys))}
 	for _, key := range e.keys {
+		if !e.flags[key].active {
+			continue
+		}
 		c.depth = 1
 		c.stack[0] = key
 		r, err := c.dep(key)
@@ -281,10 +327,29 @@ func (c *run) flag(f *flagDef) (Result, error) {
 	if f.broken != "" {
 		return res, errors.New(f.broken)
 	}
+	if f.enrollment {
+		// Enrollment is read before anything is hashed, so it decides even
+		// flags whose bucketing only PostHog knows.
+		v, ok := c.in.PersonProperties[enrollmentPrefix+f.key]
+		if !ok {
+			return res, fmt.Errorf("%w: %q (early access enrollment decides when PostHog has it)", errMissing, enrollmentPrefix+f.key)
+		}
+		res.Enabled = isEnrolled(v)
+		c.setPayload(f, &res, "true")
+		idx := 0
+		res.Reason = Reason{Code: "super_condition_value", ConditionIndex: &idx, Description: "Super condition value"}
+		return res, nil
+	}
 	if f.eec {
 		// The service buckets these by a hash key override stored in its
 		// database; only it knows which one applies.
 		return res, errors.New("ensure_experience_continuity needs PostHog's stored hash key overrides")
+	}
+	if f.holdout != nil && c.heldOut(f) {
+		res.Enabled, res.Variant = true, f.holdout.variant
+		c.setPayload(f, &res, res.Variant)
+		res.Reason = Reason{Code: "holdout_condition_value", Description: "Holdout condition value"}
+		return res, nil
 	}
 	// Two trackers: unknown conditions that cannot match count as
 	// no_condition_match in low and as out_of_rollout_bound in high. If both
@@ -292,6 +357,9 @@ func (c *run) flag(f *flagDef) (Result, error) {
 	low := reasonTracker{score: scoreNoGroupType, index: -1}
 	high := low
 	var undecided error // a condition that might have matched, had we known
+	// undecidedMayEnd: an undecided condition might instead have ended
+	// evaluation with "off" (early_exit, properties unknown, rolled out).
+	undecidedMayEnd := false
 	skippedGroup := false
 	for i := range f.conds {
 		cond := &f.conds[i]
@@ -325,9 +393,7 @@ func (c *run) flag(f *flagDef) (Result, error) {
 					high.bump(scoreOutOfRolloutBound, i)
 					continue
 				}
-				if undecided == nil {
-					undecided = errors.New("device_id bucketing without a device id")
-				}
+				undecided = mergeUnknown(undecided, errors.New("device_id bucketing without a device id"))
 				continue
 			}
 		default:
@@ -350,9 +416,8 @@ func (c *run) flag(f *flagDef) (Result, error) {
 				high.bump(scoreOutOfRolloutBound, i)
 				continue
 			}
-			if undecided == nil {
-				undecided = err
-			}
+			undecided = mergeUnknown(undecided, err)
+			undecidedMayEnd = undecidedMayEnd || !inRollout
 			continue
 		}
 		if !inRollout {
@@ -370,9 +435,16 @@ func (c *run) flag(f *flagDef) (Result, error) {
 			}
 			continue
 		}
-		if undecided != nil {
-			return res, undecided // an earlier condition might have matched first
+		if undecided != nil && (len(f.variants) > 0 || undecidedMayEnd || !errors.Is(undecided, errMissing)) {
+			// An earlier condition might have matched first (with another
+			// variant), or ended evaluation. Only a property the caller did
+			// not give is an unknown the service settles inside its
+			// condition; other unknowns (a cohort or flag dependency missing
+			// from the definitions, ...) can change the whole flag's answer.
+			return res, undecided
 		}
+		// Here any undecided earlier condition could only have matched too:
+		// a flag without variants is on, with the "true" payload, either way.
 		res.Enabled = true
 		res.Variant = cond.variant
 		if res.Variant == "" {
@@ -382,9 +454,7 @@ func (c *run) flag(f *flagDef) (Result, error) {
 		if pk == "" {
 			pk = "true"
 		}
-		if p, ok := f.payloads[pk]; ok {
-			res.Payload, res.StoredPayload = p.decoded, p.stored
-		}
+		c.setPayload(f, &res, pk)
 		idx := i
 		res.Reason = Reason{Code: "condition_match", ConditionIndex: &idx, Description: "Matched condition set " + strconv.Itoa(i+1)}
 		return res, nil
@@ -416,6 +486,63 @@ func (c *run) flag(f *flagDef) (Result, error) {
 	return res, nil
 }
 
+const enrollmentPrefix = "$feature_enrollment/"
+
+// isEnrolled is the service's enrollment test: the string "true" or true.
+func isEnrolled(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return x == "true"
+	case bool:
+		return x
+	}
+	return false
+}
+
+// heldOut reports whether the flag's holdout excludes this subject. The
+// service hashes the flag-level bucketing identifier (get_holdout_hash): the
+// group key of a group flag ("" when none is given, which the service hashes
+// as is), the device id of a device_id flag when there is one, else the
+// distinct id. posthog-node returns false for a group flag without its group
+// and gives up on a device_id flag without a device id; with any exclusion
+// below 92.7 % (the hash of "holdout-") the first agrees with the service.
+func (c *run) heldOut(f *flagDef) bool {
+	if f.holdout.pct >= 100 {
+		return true
+	}
+	var id string
+	switch {
+	case f.hasAgg:
+		if name, ok := c.e.groupTypes[f.agg]; ok {
+			id = c.in.Groups[name]
+		}
+	case f.device:
+		id = c.deviceID()
+		if id == "" {
+			id = c.in.DistinctID
+		}
+	default:
+		id = c.in.DistinctID
+	}
+	return holdoutHash(id) <= f.holdout.pct/100
+}
+
+func (c *run) setPayload(f *flagDef, res *Result, key string) {
+	if p, ok := f.payloads[key]; ok {
+		res.Payload, res.StoredPayload = p.decoded, p.stored
+	}
+}
+
+// mergeUnknown keeps the first unknown, unless a later one is of a harder
+// kind: an unknown is soft (wraps errMissing) when only a property the caller
+// did not give is missing, which the service settles within its condition.
+func mergeUnknown(cur, next error) error {
+	if cur == nil || (errors.Is(cur, errMissing) && !errors.Is(next, errMissing)) {
+		return next
+	}
+	return cur
+}
+
 // matchingVariant walks the variants' cumulative shares with the "variant"
 // salted hash, accumulating exactly as the service does.
 func matchingVariant(f *flagDef, bucket string) string {
@@ -443,8 +570,8 @@ func (c *run) conditionProperties(f *flagDef, cond *condition) (bool, error) {
 		if err == nil && !ok {
 			return false, nil
 		}
-		if err != nil && unknown == nil {
-			unknown = err
+		if err != nil {
+			unknown = mergeUnknown(unknown, err)
 		}
 	}
 	for _, flt := range cond.cohorts {
@@ -452,8 +579,8 @@ func (c *run) conditionProperties(f *flagDef, cond *condition) (bool, error) {
 		if err == nil && !ok {
 			return false, nil
 		}
-		if err != nil && unknown == nil {
-			unknown = err
+		if err != nil {
+			unknown = mergeUnknown(unknown, err)
 		}
 	}
 	return unknown == nil, unknown
@@ -584,9 +711,7 @@ func (c *run) group(g *propGroup, depth int) (bool, error) {
 			m, err = c.groupFilterItem(it.filter, g.and, depth)
 		}
 		if err != nil {
-			if unknown == nil {
-				unknown = err
-			}
+			unknown = mergeUnknown(unknown, err)
 			continue
 		}
 		if g.and && !m {

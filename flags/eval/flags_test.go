@@ -80,8 +80,10 @@ func TestFlags_AllConditionsAndedOrOred(t *testing.T) {
 		// b is unknown but a is definitely false: the first condition cannot
 		// match whatever b is, and the second decides.
 		{map[string]any{"a": "x", "c": "x"}, off},
-		// The first condition is undecided and could have matched first.
-		{map[string]any{"a": "1", "c": "3"}, inco},
+		// The first condition is undecided and could have matched first, but
+		// the flag has no variants: on either way.
+		{map[string]any{"a": "1", "c": "3"}, on},
+		// Undecided, and nothing later matches.
 		{map[string]any{"a": "1", "c": "x"}, inco},
 	}
 	for _, c := range cases {
@@ -100,7 +102,12 @@ func TestFlags_UndecidedConditionOutOfRollout(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r.Enabled)
 	require.Equal(t, intp(1), r.Reason.ConditionIndex)
-	_, err = e.Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"}) // inside: a decides
+	// Inside the 45 %: a decides which condition matches, not the value.
+	r, err = e.Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"})
+	require.NoError(t, err)
+	require.True(t, r.Enabled)
+	mv := multivariateFlag("simple-flag", cond(45, prop("a", "exact", "1")), cond(100))
+	_, err = defs(t, arr{mv}).Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"}) // a decides the variant's condition
 	require.ErrorIs(t, err, ErrInconclusive)
 
 	f["filters"].(obj)["early_exit"] = true
@@ -185,20 +192,12 @@ func TestFlags_VariantOverridesAndPayloads(t *testing.T) {
 func TestFlags_ServerOnlyFeaturesAreInconclusive(t *testing.T) {
 	eec := flag("eec", cond(100))
 	eec["ensure_experience_continuity"] = true
-	holdout := flag("holdout", cond(100))
-	holdout["filters"].(obj)["holdout_groups"] = arr{obj{"properties": arr{}, "rollout_percentage": 10, "variant": "holdout-1"}}
-	enrollment := flag("enrollment", cond(100))
-	enrollment["filters"].(obj)["feature_enrollment"] = true
-	super := flag("super", cond(100))
-	super["filters"].(obj)["super_groups"] = arr{obj{"properties": arr{prop("$feature_enrollment/super", "exact", true)}}}
 	inactiveEEC := flag("inactive-eec", cond(100))
 	inactiveEEC["ensure_experience_continuity"] = true
 	inactiveEEC["active"] = false
-	e := defs(t, arr{eec, holdout, enrollment, super, inactiveEEC})
-	for _, k := range []string{"eec", "holdout", "enrollment", "super"} {
-		_, err := e.Evaluate(k, Input{DistinctID: "u", PersonProperties: map[string]any{"$feature_enrollment/" + k: true}})
-		require.ErrorIs(t, err, ErrInconclusive, k)
-	}
+	e := defs(t, arr{eec, inactiveEEC})
+	_, err := e.Evaluate("eec", Input{DistinctID: "u"})
+	require.ErrorIs(t, err, ErrInconclusive)
 	// Inactive wins over continuity (as in posthog-node and the service).
 	r, err := e.Evaluate("inactive-eec", Input{DistinctID: "u"})
 	require.NoError(t, err)

@@ -14,15 +14,26 @@ const longScale = float64(0xFFFFFFFFFFFFFFF)
 // [0, 1). The salt is "" for rollout and "variant" for variant selection. It
 // does not allocate for inputs under 256 bytes.
 func flagHash(key, id, salt string) float64 {
+	return hashOf(key, ".", id, salt)
+}
+
+// holdoutHash is the service's holdout bucket (calculate_hash("holdout-", id,
+// "")): the hash of "holdout-<id>", the same for every flag, so a holdout
+// excludes the same people from every experiment it is attached to.
+func holdoutHash(id string) float64 {
+	return hashOf("holdout-", "", id, "")
+}
+
+func hashOf(a, b, c, d string) float64 {
 	var stack [256]byte
 	buf := stack[:0]
-	if len(key)+1+len(id)+len(salt) > len(stack) {
-		buf = make([]byte, 0, len(key)+1+len(id)+len(salt))
+	if n := len(a) + len(b) + len(c) + len(d); n > len(stack) {
+		buf = make([]byte, 0, n)
 	}
-	buf = append(buf, key...)
-	buf = append(buf, '.')
-	buf = append(buf, id...)
-	buf = append(buf, salt...)
+	buf = append(buf, a...)
+	buf = append(buf, b...)
+	buf = append(buf, c...)
+	buf = append(buf, d...)
 	sum := sha1.Sum(buf)
 	return float64(binary.BigEndian.Uint64(sum[:8])>>4) / longScale
 }
