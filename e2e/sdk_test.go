@@ -137,6 +137,13 @@ func TestSDKPosthogNodeCompat(t *testing.T) {
 		for _, k := range flagKeys {
 			lv, rv := r.Local[k], r.Remote[k]
 			lp, rp := r.LocalPayload[k], r.RemotePayload[k]
+			if sdkLeftOutByFlags[k] {
+				if problem := sdkCheckLeftOut(r, k); problem != "" {
+					mismatches = append(mismatches, fmt.Sprintf("flag %q, %s: %s", k, s.DistinctID, problem))
+				}
+				counts["left out by /flags"]++
+				continue
+			}
 			if problem := sdkCompareAnswer(lv, rv); problem != "" {
 				mismatches = append(mismatches, fmt.Sprintf("flag %q, %s: value %s: local posthog-node=%s, agent /flags=%s\n    subject: %s",
 					k, s.DistinctID, problem, lv, rv, s.describe()))
@@ -175,6 +182,34 @@ const (
 	sdkUpstreamVariant = "hogrelay-asked-upstream"
 	sdkUndefinedJSON   = `"<undefined>"`
 )
+
+// sdkLeftOutByFlags are the flags PostHog's flags service leaves out of its
+// /flags answers (inactive flags: fetch_and_filter puts them in
+// filtered_out_flag_ids), and so does the agent. posthog-node's local
+// evaluation answers them false instead, so its two clients differ there by
+// design: remote getFeatureFlag says undefined and getAllFlags lacks them.
+var sdkLeftOutByFlags = map[string]bool{"inactive": true}
+
+// sdkCheckLeftOut says what is wrong with a left-out flag's answers, or "".
+func sdkCheckLeftOut(r sdkResult, k string) string {
+	switch {
+	case string(r.Local[k]) != "false":
+		return fmt.Sprintf("local posthog-node=%s, want false", r.Local[k])
+	case string(r.LocalPayload[k]) != "null":
+		return fmt.Sprintf("local payload=%s, want null", r.LocalPayload[k])
+	case string(r.Remote[k]) != sdkUndefinedJSON:
+		return fmt.Sprintf("agent /flags answered %s; PostHog leaves inactive flags out", r.Remote[k])
+	case string(r.RemotePayload[k]) != sdkUndefinedJSON:
+		return fmt.Sprintf("agent /flags payload %s; PostHog leaves inactive flags out", r.RemotePayload[k])
+	}
+	if v, ok := r.RemoteAll[k]; ok {
+		return fmt.Sprintf("agent getAllFlags lists it (%s); PostHog leaves inactive flags out", v)
+	}
+	if v := r.LocalAll[k]; string(v) != "false" {
+		return fmt.Sprintf("local getAllFlags=%s, want false", v)
+	}
+	return ""
+}
 
 type sdkSubject struct {
 	DistinctID       string                    `json:"distinctId"`
@@ -449,6 +484,11 @@ func sdkCheckEvents(t *testing.T, up *fakeposthog.Server, out sdkOutput, eventsF
 		if string(v) == sdkUndefinedJSON {
 			continue
 		}
+		if sdkLeftOutByFlags[k] {
+			require.Equal(t, false, lf.Properties["$feature/"+k], "%s: $feature/%s", lf.Event, k)
+			require.NotContains(t, rf.Properties, "$feature/"+k, "%s: PostHog's /flags leaves %s out", rf.Event, k)
+			continue
+		}
 		for _, ev := range []fakeposthog.Event{lf, rf} {
 			got, ok := ev.Properties["$feature/"+k]
 			require.True(t, ok, "%s: no $feature/%s", ev.Event, k)
@@ -559,11 +599,14 @@ func sdkVariants(kv ...any) map[string]any {
 	return map[string]any{"variants": vs}
 }
 
-// sdkFlagDefinitions is the definitions document the test serves: 33 flags
+// sdkFlagDefinitions is the definitions document the test serves: 40 flags
 // covering rollouts, multivariate flags with payloads, variant overrides,
 // person filters with most operators, group flags, cohorts, flag
-// dependencies, device_id bucketing, experience continuity, a static cohort
-// and an inactive flag.
+// dependencies, device_id bucketing, experience continuity, a static cohort,
+// holdouts (person, multivariate with a holdout payload, group), a boolean
+// flag whose first conditions need properties some subjects lack, legacy
+// super_groups and holdout_groups (read by neither side), and an inactive
+// flag (left out of /flags answers; see sdkLeftOutByFlags).
 //
 // Left out on purpose: cases where posthog-node 5.70.0's local evaluation
 // differs from PostHog's flags service (rust/feature-flags), found by running
@@ -581,13 +624,18 @@ func sdkVariants(kv ...any) map[string]any {
 //   - semver with a pre-release or a fourth component: node drops them, so
 //     "3.0.0-beta.1" semver_eq "3.0.0" and "2.3.0.1" semver_gt "2.2.9" (and
 //     semver_wildcard "2.*") are true in node, false in the service.
-//   - a variant override on a condition node cannot decide (a person property
-//     not passed), followed by a condition that matches: node returns the
-//     later condition's hashed variant, where the service, which has the
-//     stored property, may return the override. The same with early_exit: a
-//     first condition node cannot decide, then a 100 % condition: node says
-//     true, the service says false for a person who has the property and is
-//     out of the first condition's rollout. hogrelay defers both to PostHog.
+//   - a multivariate flag with a condition node cannot decide (a person
+//     property not passed), followed by a condition that matches: node
+//     returns the later condition's variant, where the service, which has the
+//     stored property, may match the earlier condition (and its variant
+//     override). The same on a boolean flag with early_exit: a first
+//     condition node cannot decide, then a 100 % condition: node says true,
+//     the service says false for a person who has the property and is out of
+//     the first condition's rollout. hogrelay defers both to PostHog.
+//   - early access (filters.feature_enrollment): node ignores it and answers
+//     from the conditions; the service answers from the person property
+//     $feature_enrollment/<key> when the person has it. hogrelay answers from
+//     it when the caller passes it and defers when not (PostHog may have it).
 //
 // A payload whose stored text is a JSON string literal holding JSON (flag
 // payload-string-literal) once came out of the agent's /flags decoded one
@@ -596,10 +644,11 @@ func sdkVariants(kv ...any) map[string]any {
 // Also left out, where only one side can decide (no wrong answer): exact on
 // integer properties or with numbers in the filter list, between, is_date_exact,
 // leading-zero versions ("02.3.0"), regex on non-ASCII values, a missing
-// group_type_mapping index, and device_id flags without a device id (node
-// defers, hogrelay answers as the service); holdouts, an empty cohort ({})
-// and a group condition without group properties before a person condition
-// on a boolean flag (node answers, hogrelay defers).
+// group_type_mapping index, device_id flags without a device id (with or
+// without a holdout: the service hashes the distinct id for the holdout), and
+// holdouts the service cannot decode (a string id, a missing percentage,
+// which node ignores) (node defers or ignores, hogrelay answers as the service
+// or defers); an empty cohort ({}) (node answers, hogrelay defers).
 func sdkFlagDefinitions() []byte {
 	conds := func(cs ...map[string]any) []map[string]any { return cs }
 	flags := []map[string]any{
@@ -674,6 +723,34 @@ func sdkFlagDefinitions() []byte {
 	inactive := sdkFlagDef(28, "inactive", map[string]any{"groups": conds(sdkCond(100))})
 	inactive["active"] = false
 	flags = append(flags, inactive)
+	flags = append(flags,
+		// Holdouts: hashed on "holdout-<bucketing id>" before any condition,
+		// answered with the variant "holdout-<id>" and its payload.
+		sdkFlagDef(35, "holdout-mv", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("country", "exact", []any{"US", "CA", "GB"}))),
+			"multivariate": sdkVariants("control", 50, "test", 50),
+			"holdout":      map[string]any{"id": 17, "exclusion_percentage": 30},
+			"payloads":     map[string]any{"control": `{"c": 1}`, "test": `{"t": 1}`, "holdout-17": `{"held": true}`}}),
+		sdkFlagDef(36, "holdout-bool", map[string]any{"groups": conds(sdkCond(60, sdkPersonProp("plan", "exact", []any{"pro", "team"}))),
+			"holdout": map[string]any{"id": 18, "exclusion_percentage": 20.5}}),
+		// A group flag: the group key is hashed; without the group, both
+		// answer false (the service hashes "" (0.927), above 25 %).
+		sdkFlagDef(37, "holdout-company", map[string]any{"aggregation_group_type_index": 0,
+			"groups":  conds(sdkCond(100, sdkGroupProp("seats", "gt", 100, 0))),
+			"holdout": map[string]any{"id": 19, "exclusion_percentage": 25}}),
+		// A boolean flag whose first condition needs a property some subjects
+		// lack (beta_opt_in, signup_date): when a later condition matches the
+		// flag is on whichever condition PostHog would have matched.
+		sdkFlagDef(38, "undecided-then-match", map[string]any{"groups": conds(
+			sdkCond(100, sdkPersonProp("beta_opt_in", "exact", []any{"true"})),
+			sdkCond(100, sdkPersonProp("signup_date", "is_date_before", "2024-06-01T00:00:00Z")),
+			sdkCond(100, sdkPersonProp("country", "exact", []any{"US", "CA"}))),
+			"payloads": map[string]any{"true": `{"either": "way"}`}}),
+		// Legacy keys neither the service nor posthog-node reads any more.
+		sdkFlagDef(39, "legacy-super-groups", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("plan", "exact", "pro"))),
+			"super_groups": []any{map[string]any{"properties": []any{sdkPersonProp("$feature_enrollment/legacy-super-groups", "exact", []any{"true"})}, "rollout_percentage": 100}}}),
+		sdkFlagDef(40, "legacy-holdout-groups", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("plan", "exact", "pro"))),
+			"holdout_groups": []any{map[string]any{"properties": []any{}, "rollout_percentage": 100, "variant": "holdout-9"}}}),
+	)
 
 	doc := map[string]any{
 		"flags":              flags,
