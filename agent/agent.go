@@ -125,12 +125,6 @@ func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 	return o
 }
 
-// Handler is the agent's HTTP handler (dev mode and tests reuse it).
-func (a *Agent) Handler() http.Handler { return a.handler }
-
-// Addrs are the listener addresses ("unix:/path", "tcp:127.0.0.1:8787").
-func (a *Agent) Addrs() []string { return a.addrs }
-
 func (a *Agent) isReady() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -245,12 +245,6 @@ func stopTimer(tb testing.TB) {
 	}
 }
 
-func startTimer(tb testing.TB) {
-	if b, ok := tb.(*testing.B); ok {
-		b.StartTimer()
-	}
-}
-
 // event is a ~500-byte server-SDK event (posthog-python's shape, without a
 // uuid: the agent assigns a v7 one).
 func event(distinctID string, i int) string {

@@ -84,8 +84,7 @@ func TestMessages(t *testing.T) {
 // ahead of /proc/uptime (CLOCK_BOOTTIME, which also counts suspend), and it is
 // far smaller than a Unix timestamp.
 func TestReloadingMonotonicIsSystemClock(t *testing.T) {
-	raw, err := os.ReadFile("/proc/uptime")
-	if err != nil {
+	if _, err := os.Stat("/proc/uptime"); err != nil {
 		t.Skip("no /proc/uptime:", err)
 	}
 	conn := listen(t, socketPath(t))
@@ -95,7 +94,7 @@ func TestReloadingMonotonicIsSystemClock(t *testing.T) {
 	usec, err := strconv.ParseUint(m[1], 10, 64)
 	require.NoError(t, err)
 
-	raw, err = os.ReadFile("/proc/uptime")
+	raw, err := os.ReadFile("/proc/uptime")
 	require.NoError(t, err)
 	var uptime float64
 	_, err = fmt.Sscanf(string(raw), "%f", &uptime)

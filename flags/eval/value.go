@@ -231,6 +231,7 @@ func equalLower(a, b string) bool {
 	if isASCII(a) && isASCII(b) {
 		return len(a) == len(b) && asciiEqualFold(a, b)
 	}
+	//lint:ignore SA6005 the service lower-cases (Rust's to_lowercase); EqualFold's case folding differs for some runes
 	return strings.ToLower(a) == strings.ToLower(b)
 }
 
