@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/hogrelay/hogrelay/cli.Version=$(VERSION)
 
-.PHONY: build run test test-short bench install vet fmt clean
+.PHONY: build run test test-short bench install deb vet fmt clean
 
 build: ## build bin/hogrelay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/hogrelay ./cmd/hogrelay
@@ -23,6 +23,9 @@ bench: ## throughput and latency figures (see README "Performance")
 
 install: build ## install on this machine (systemd unit, user, config); DESTDIR/PREFIX honoured
 	scripts/install.sh --binary bin/hogrelay
+
+deb: build ## Debian package bin/hogrelay_<version>_<arch>.deb (needs dpkg-deb)
+	scripts/build-deb.sh --binary bin/hogrelay --out bin
 
 vet:
 	$(GO) vet ./...

@@ -10,6 +10,8 @@
 #            users and systemd are never touched: the sysusers.d/tmpfiles.d
 #            files create the user and fix ownership on the target's boot.
 #   PREFIX   where bin/hogrelay goes (default /usr/local); the unit follows it.
+#   UNITDIR  where hogrelay.service goes (default /etc/systemd/system; a
+#            package uses /usr/lib/systemd/system). Pass the same to --uninstall.
 #
 # Running it again is safe: files that are already right are left alone and
 # an existing /etc/hogrelay/config.toml is never overwritten.
@@ -75,10 +77,17 @@ case $PREFIX in
 *[!A-Za-z0-9/._-]*) die "PREFIX '$PREFIX' has characters a unit file would need quoted; use a plain path" ;;
 esac
 
+UNITDIR=${UNITDIR:-/etc/systemd/system}
+UNITDIR=${UNITDIR%/}
+case $UNITDIR in
+/*) ;;
+*) die "UNITDIR must be an absolute path, got '$UNITDIR'" ;;
+esac
+
 repo=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 
 bin_path=$PREFIX/bin/hogrelay
-unit_path=/etc/systemd/system/hogrelay.service
+unit_path=$UNITDIR/hogrelay.service
 sysusers_path=/usr/lib/sysusers.d/hogrelay.conf
 tmpfiles_path=/usr/lib/tmpfiles.d/hogrelay.conf
 conf_dir=/etc/hogrelay
@@ -163,7 +172,7 @@ if $uninstall; then
 		Your config and any unsent events are still there. To remove them too:
 		  rm -r $conf_dir $data_dir
 		  userdel hogrelay; groupdel hogrelay
-		  rm -r $unit_path.d   # if you made drop-ins with systemctl edit
+		  rm -r /etc/systemd/system/hogrelay.service.d   # if you made drop-ins with systemctl edit
 		MSG
 	fi
 	exit 0
