@@ -85,7 +85,7 @@ if [ -z "$version" ]; then
 			version=$version.dirty
 		fi
 	else
-		die "not a git checkout; pass --version"
+		die "cannot read a version from git ($(git -C "$repo" rev-parse HEAD 2>&1 | head -n1)); pass --version"
 	fi
 fi
 version=${version#v}
