@@ -150,6 +150,12 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 		if err := fn(tx, &c); err != nil {
 			return err
 		}
+		// An empty queue has no depth, whatever the counters say: a damaged
+		// record's event count cannot be read, so without this its events
+		// would stay counted (and block compaction and a quick shutdown).
+		if k, _ := tx.Bucket(bucketPending).Cursor().First(); k == nil {
+			c.PendingEvents, c.PendingBytes = 0, 0
+		}
 		return putCounters(tx, c)
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 func openTest(t *testing.T, path string, mut ...func(*Options)) *Spool {
@@ -383,4 +384,32 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		}
 		require.NoError(t, s.Close())
 	}
+}
+
+// A record that cannot be decoded (damage inside an otherwise healthy file)
+// must not block the head: it moves to the dead letters, bytes intact, and
+// the events behind it flow.
+func TestUndecodableRecordIsQuarantinedNotBlocking(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "spool.db"))
+	ctx := context.Background()
+	require.NoError(t, s.Append(ctx, "phc_a", false, evs(0, 2)))
+	garbage := []byte{9, 9, 9, 9}
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
+		// Overwrite the head record in place, as a torn or flipped page would.
+		k, _ := tx.Bucket(bucketPending).Cursor().First()
+		return tx.Bucket(bucketPending).Put(k, garbage)
+	}))
+	require.NoError(t, s.Append(ctx, "phc_a", false, evs(2, 2)))
+
+	events, _ := drain(t, s)
+	require.Equal(t, []string{string(ev(2)), string(ev(3))}, events, "events behind the damaged record still flow")
+	var dead []Record
+	require.NoError(t, s.Each(DeadLetters, func(r Record) error { dead = append(dead, r); return nil }))
+	require.Len(t, dead, 1)
+	require.Contains(t, dead[0].Reason, "corrupt record")
+	require.Equal(t, len(garbage), dead[0].Size, "kept byte for byte for inspection")
+	st, err := s.Stats()
+	require.NoError(t, err)
+	require.Zero(t, st.PendingEvents, "the damaged record's events are not counted as pending forever")
+	require.Zero(t, st.PendingBytes)
 }
