@@ -159,6 +159,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	st, _ := a.spool.Stats()
 	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
+	if cfg.PostHog.APIKey == "" {
+		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
+	}
+	if cfg.PostHog.PersonalAPIKey == "" {
+		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
+	}
 	if err := sdnotify.Ready(); err != nil {
 		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
 	}
