@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/retryafter"
 )
 
 // definitionPaths are tried in order, starting with the one that last
@@ -233,7 +233,7 @@ func (s *Service) fetchFrom(ctx context.Context, i int) error {
 	default:
 		fe := &fetchError{kind: "status " + strconv.Itoa(code), err: fmt.Errorf("flags: GET %s: status %d%s%s", u, code, s.detail(resp.Body), hint(code))}
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			fe.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+			fe.retryAfter = retryafter.Parse(resp.Header.Get("Retry-After"), s.now())
 		}
 		return fe
 	}
@@ -362,19 +362,4 @@ func hint(code int) string {
 		return " (rate limited; backing off)"
 	}
 	return ""
-}
-
-// parseRetryAfter reads seconds or an HTTP date; 0 when absent or invalid.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

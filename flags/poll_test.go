@@ -368,20 +368,3 @@ func TestJitterStaysWithinTenPercent(t *testing.T) {
 		require.LessOrEqual(t, d, 66*time.Second)
 	}
 }
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"120", 2 * time.Minute},
-		{"-5", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-	} {
-		require.Equal(t, tc.want, parseRetryAfter(tc.in, now), tc.in)
-	}
-}

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/hogrelay/hogrelay/internal/retryafter"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -499,24 +500,9 @@ func (f *Forwarder) send(ctx context.Context, o Options, b batch, events [][]byt
 // misconfigured proxy cannot park the forwarder for days.
 const maxRetryAfter = time.Hour
 
-// parseRetryAfter reads seconds or an HTTP date; anything else is ignored.
+// parseRetryAfter is retryafter.Parse capped at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	if d < 0 {
-		return 0
-	}
-	if d > maxRetryAfter {
-		return maxRetryAfter
-	}
-	return d
+	return min(retryafter.Parse(v, now), maxRetryAfter)
 }
 
 // redactURL keeps error strings free of query strings; ours carry none, but
