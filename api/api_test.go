@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -108,4 +111,46 @@ func TestCalledCacheForgetsOldestFirst(t *testing.T) {
 	require.True(t, c.firstTime("c")) // evicts a
 	require.True(t, c.firstTime("a"))
 	require.False(t, c.firstTime("c"))
+}
+
+// /flags bodies come in the encodings capture takes; each reaches the
+// request parser, and a broken one is refused with the reason.
+func TestFlagsBodyEncodings(t *testing.T) {
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sp.Close() })
+	fl, err := flags.New(flags.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	h := New(Deps{Spool: sp, Flags: fl, Logger: zerolog.Nop()}, capture.Options{})
+
+	const body = `{"token":"phc_a","distinct_id":"u1"}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(body))
+	require.NoError(t, zw.Close())
+	cases := []struct {
+		name, body, encoding string
+		status               int
+		has                  string
+	}{
+		{"json", body, "", 200, `"flags":{}`},
+		{"gzip by header", gz.String(), "gzip", 200, `"flags":{}`},
+		{"gzip by magic bytes", gz.String(), "", 200, `"flags":{}`},
+		{"base64", base64.StdEncoding.EncodeToString([]byte(body)), "", 200, `"flags":{}`},
+		{"broken gzip", "\x1f\x8b\x08\x00garbage", "gzip", 400, "gzip"},
+		{"no token", `{"distinct_id":"u1"}`, "", 401, "missing token"},
+		{"no distinct_id", `{"token":"phc_a"}`, "", 400, "missing distinct_id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/flags/?v=2", strings.NewReader(tc.body))
+			if tc.encoding != "" {
+				req.Header.Set("Content-Encoding", tc.encoding)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.has)
+		})
+	}
 }

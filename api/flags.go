@@ -1,10 +1,7 @@
 package api
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
@@ -120,30 +118,29 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 	return in, token, nil
 }
 
-// readFlagsBody accepts JSON, gzip (by header or magic bytes) and base64, as
-// PostHog's flags service does.
-func readFlagsBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 2<<20))
+// readFlagsBody reads a /flags or /decide body in every encoding PostHog's
+// flags service takes (JSON, gzip, base64, form data=), with capture's
+// decoder: the encodings are the same.
+func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+	const limit = 2 << 20
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return nil, fmt.Errorf("reading the request body failed: %w", err)
-	}
-	if r.Header.Get("Content-Encoding") == "gzip" || bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, fmt.Errorf("invalid gzip data: %w", err)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over the 2 MiB limit for %s", r.URL.Path)
 		}
-		body, err = io.ReadAll(io.LimitReader(zr, 8<<20))
-		if err != nil {
-			return nil, fmt.Errorf("invalid gzip data: %w", err)
-		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body failed: %w", err)
 	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) > 0 && trimmed[0] != '{' {
-		if dec, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil {
-			body = dec
+	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: body}, 8<<20)
+	if err != nil {
+		status := http.StatusBadRequest
+		var ce *capture.Error
+		if errors.As(err, &ce) {
+			status = ce.Status
 		}
+		return nil, status, err
 	}
-	return body, nil
+	return payload, 0, nil
 }
 
 // handleFlags answers /flags and /decide from local evaluation (PostHog's
@@ -168,9 +165,9 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "feature flags are not enabled on this agent")
 		return
 	}
-	body, err := readFlagsBody(r)
+	body, status, err := readFlagsBody(w, r)
 	if err != nil {
-		writeText(w, http.StatusBadRequest, err.Error())
+		writeText(w, status, err.Error())
 		return
 	}
 	var fr flagsRequest

@@ -37,6 +37,11 @@ func parseCompression(v string) compression {
 	return compNone
 }
 
+// Payload is payloadOf for other PostHog endpoints that take the same
+// encodings (the flags service decodes /flags bodies the same way). Errors
+// are *Error with the status to answer.
+func Payload(r Request, limit int64) ([]byte, error) { return payloadOf(r, limit) }
+
 // payloadOf extracts the JSON text of a request from wherever SDKs put it: a
 // GET ?data= parameter, a form field, or the body; base64-wrapped, gzipped
 // or lz-string-compressed. Different SDK generations stash the compression
