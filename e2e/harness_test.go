@@ -250,17 +250,28 @@ func (a *agentProc) postJSON(path string, v any) answer {
 // cli runs a hogrelay subcommand against this agent.
 func (a *agentProc) cli(args ...string) (string, string, int) {
 	a.t.Helper()
-	cmd := exec.Command(binary, append(args, "--config", a.cfgPath)...)
+	return runIn(a.t, "", append(args, "--config", a.cfgPath)...)
+}
+
+// runIn runs the binary in dir ("" = here) and returns its output and exit
+// status; a command that hangs fails the test instead of the whole run.
+func runIn(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(a.t, err)
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("hogrelay %v did not exit within 60s", args)
 	}
-	return out.String(), errb.String(), code
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
 func (a *agentProc) status() map[string]any {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"net/http"
-	osexec "os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,19 +17,8 @@ type result struct {
 
 func run(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := osexec.Command(binary, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	done := make(chan error, 1)
-	require.NoError(t, cmd.Start())
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("hogrelay %v did not exit", args)
-	}
-	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+	stdout, stderr, code := runIn(t, "", args...)
+	return result{stdout, stderr, code}
 }
 
 func TestBadInputGetsAPreciseErrorAndStoresNothing(t *testing.T) {

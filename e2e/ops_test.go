@@ -33,27 +33,6 @@ import (
 
 // ---------------------------------------------------------------- helpers
 
-// opsRun runs the binary with exactly args (no --config added) in dir ("" =
-// the test's working directory).
-func opsRun(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("hogrelay %v did not exit within 60s", args)
-	}
-	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
-}
-
 // opsCLIJSON runs a subcommand against the agent, requires exit 0 and
 // decodes its JSON output.
 func opsCLIJSON(t *testing.T, a *agentProc, args ...string) map[string]any {
@@ -291,7 +270,7 @@ func TestOpsStatusDuringOutageAndAfterRecovery(t *testing.T) {
 		return st["forwarder"].(map[string]any)["state"] == "backing_off" && st["oldest_event_age_seconds"].(float64) > 0
 	}, 20*time.Second, 20*time.Millisecond, "forwarder never showed backing_off with an aged spool")
 
-	verOut, _, code := opsRun(t, "", "version")
+	verOut, _, code := runIn(t, "", "version")
 	require.Zero(t, code)
 	version := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(verOut), "hogrelay"))
 	require.NotEmpty(t, version)
@@ -695,7 +674,7 @@ func TestOpsSpoolToolsOnStoppedAgentsFile(t *testing.T) {
 			require.Equal(t, spoolPath, st["path"])
 
 			// --file names the file explicitly, without the config.
-			out, errOut, code := opsRun(t, "", "spool", "stats", "--file", spoolPath)
+			out, errOut, code := runIn(t, "", "spool", "stats", "--file", spoolPath)
 			require.Zero(t, code, errOut)
 			var st2 map[string]any
 			require.NoError(t, json.Unmarshal([]byte(out), &st2))
@@ -1053,14 +1032,14 @@ func TestOpsDevModeBannerCommandsWorkAndCtrlCExitsCleanly(t *testing.T) {
 	t.Run("capture", func(t *testing.T) {
 		f := strings.Fields(lines[find(binary+" capture ")])
 		require.Equal(t, binary, f[0], "the banner names the running binary")
-		out, errOut, code := opsRun(t, dir, f[1:]...)
+		out, errOut, code := runIn(t, dir, f[1:]...)
 		require.Zero(t, code, errOut)
 		require.Regexp(t, `^[0-9a-f-]{36}\s*$`, out, "capture prints the event's uuid")
 		waitReceived(2)
 	})
 	t.Run("flags get", func(t *testing.T) {
 		f := strings.Fields(lines[find(binary+" flags get ")])
-		out, errOut, code := opsRun(t, dir, f[1:]...)
+		out, errOut, code := runIn(t, dir, f[1:]...)
 		require.Zero(t, code, errOut)
 		require.Contains(t, []string{"control", "red", "green"}, strings.TrimSpace(out), "a variant of the sample flag")
 		waitReceived(3) // its $feature_flag_called event
@@ -1118,7 +1097,7 @@ func TestOpsExitCodes(t *testing.T) {
 	}
 
 	t.Run("unknown command", func(t *testing.T) {
-		_, errOut, code := opsRun(t, "", "frobnicate")
+		_, errOut, code := runIn(t, "", "frobnicate")
 		require.Equal(t, 2, code)
 		require.Contains(t, errOut, `unknown command "frobnicate"`)
 	})
@@ -1133,7 +1112,7 @@ func TestOpsExitCodes(t *testing.T) {
 		{"capture", "--distinct-id", "u", "--event", "e", "--socket", missing},
 	} {
 		t.Run("missing socket: "+args[0]+" "+args[1], func(t *testing.T) {
-			_, errOut, code := opsRun(t, "", append(args, "--config", missingCfg)...)
+			_, errOut, code := runIn(t, "", append(args, "--config", missingCfg)...)
 			require.NotZero(t, code)
 			require.Contains(t, errOut, missing, "the message names the socket")
 			require.Contains(t, errOut, "does not exist")
@@ -1141,12 +1120,12 @@ func TestOpsExitCodes(t *testing.T) {
 	}
 	t.Run("missing socket named by --config", func(t *testing.T) {
 		cfg := writeConfig(t, t.TempDir(), missing, up.URL())
-		_, errOut, code := opsRun(t, "", "status", "--config", cfg)
+		_, errOut, code := runIn(t, "", "status", "--config", cfg)
 		require.NotZero(t, code)
 		require.Contains(t, errOut, missing)
 	})
 	t.Run("no config and no socket", func(t *testing.T) {
-		_, errOut, code := opsRun(t, "", "status", "--config", missingCfg)
+		_, errOut, code := runIn(t, "", "status", "--config", missingCfg)
 		require.NotZero(t, code)
 		require.Contains(t, errOut, missingCfg)
 		require.Contains(t, errOut, "--socket")
