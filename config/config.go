@@ -204,6 +204,11 @@ func (c *Config) Validate() error {
 	if c.Listen.Socket == "" && c.Listen.HTTP == "" {
 		return bad("[listen]", "neither socket nor http is set; producers could not reach the agent")
 	}
+	// sun_path holds 108 bytes including the terminating NUL; a longer path
+	// fails at bind with a bare "invalid argument".
+	if n := len(c.Listen.Socket); n > 107 {
+		return bad("[listen] socket", "%q is %d bytes long; unix socket paths are limited to 107 bytes", c.Listen.Socket, n)
+	}
 	if c.Listen.SocketMode&^0o777 != 0 {
 		return bad("[listen] socket_mode", "%o is not a permission mode (use e.g. \"0660\")", uint32(c.Listen.SocketMode))
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,7 @@ func TestLoadRefusesBadFiles(t *testing.T) {
 		{"project key as personal key", "[posthog]\npersonal_api_key = \"phc_abc\"\n", `[posthog] personal_api_key: is a project API key`},
 		{"non-loopback http", "[listen]\nhttp = \"0.0.0.0:8787\"\n", `[listen] http: "0.0.0.0:8787" is not a loopback address`},
 		{"bad socket mode", "[listen]\nsocket_mode = \"rw\"\n", `"rw" is not an octal file mode`},
+		{"socket path too long", "[listen]\nsocket = \"/run/" + strings.Repeat("s", 110) + ".sock\"\n", `[listen] socket: "/run/sss`},
 		{"bad level", "[log]\nlevel = \"loud\"\n", `[log] level: "loud" is not one of`},
 		{"bad policy", "[spool]\nwhen_full = \"panic\"\n", `[spool] when_full: "panic" is not "reject" or "drop_oldest"`},
 		{"tiny spool", "[spool]\nmax_bytes = 10\n", `[spool] max_bytes: 10B is too small`},
