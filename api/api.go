@@ -66,6 +66,8 @@ func (h *Handler) routes() {
 		h.mux.HandleFunc(p, h.handleCapture)
 		h.mux.HandleFunc(p+"/", h.handleCapture)
 	}
+	h.mux.HandleFunc(capture.V1Path, h.handleCaptureV1)
+	h.mux.HandleFunc(capture.V1Path+"/", h.handleCaptureV1)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, 200, "ok") })
 	h.mux.HandleFunc("GET /readyz", h.handleReady)
 	if h.deps.Registry != nil {

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hogrelay/hogrelay/capture"
+	"github.com/hogrelay/hogrelay/spool"
+)
+
+// v1Endpoint is the metrics label of every Capture v1 request.
+const v1Endpoint = capture.V1Path
+
+// handleCaptureV1 serves PostHog's Capture v1 (POST /i/v1/analytics/events):
+// 200 {"results": {uuid: {"result": ...}}} once the request's events are
+// fsynced in the spool; whole-request refusals as non-2xx
+// {"error", "error_description"}.
+func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		h.refuseV1(w, &capture.V1Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Description: r.Method + " is not allowed on " + r.URL.Path + " (use POST)"})
+		return
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 4<<20 {
+			bodyPool.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, capture.V1BodyLimit)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.refuseV1(w, &capture.V1Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+				Description: "request body is over the " + strconv.FormatInt(capture.V1BodyLimit>>20, 10) + " MiB limit for " + capture.V1Path})
+			return
+		}
+		h.refuseV1(w, &capture.V1Error{Status: http.StatusBadRequest, Code: "request_decoding_error",
+			Description: "reading the request body failed: " + err.Error()})
+		return
+	}
+	batch, results, err := capture.DecodeV1(capture.Request{
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
+		Body: buf.Bytes(), Now: time.Now(),
+	}, *h.ingest.Load())
+	if err != nil {
+		var ve *capture.V1Error
+		if !errors.As(err, &ve) {
+			ve = &capture.V1Error{Status: http.StatusBadRequest, Code: "invalid_batch", Description: err.Error()}
+		}
+		h.refuseV1(w, ve)
+		return
+	}
+	if len(batch.Events) > 0 {
+		if err := h.deps.Spool.Append(r.Context(), batch.Token, batch.HistoricalMigration, batch.Events); err != nil {
+			msg := "events not stored: " + err.Error()
+			switch {
+			case errors.Is(err, spool.ErrFull):
+				msg += "; retry later"
+			case errors.Is(err, spool.ErrClosed):
+				msg = "events not stored: the agent is shutting down; retry shortly"
+			case errors.Is(err, r.Context().Err()):
+				return // the producer went away before the commit
+			}
+			// 503 is retryable for every v1 SDK; a per-event "retry" would
+			// be too, but a 503 also carries Retry-After to every SDK.
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+			h.refuseV1(w, &capture.V1Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Description: msg})
+			return
+		}
+	}
+	h.metrics.ingested(v1Endpoint, len(batch.Events))
+	if dropped := len(results) - len(batch.Events); dropped > 0 {
+		h.log.Debug().Str("endpoint", v1Endpoint).Int("dropped", dropped).Msg("capture v1: events refused one by one")
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Results map[string]capture.V1Result `json:"results"`
+	}{results})
+}
+
+// refuseV1 answers a whole-request refusal in v1's error shape.
+func (h *Handler) refuseV1(w http.ResponseWriter, e *capture.V1Error) {
+	h.metrics.refused(v1Endpoint, e.Status)
+	ev := h.log.Debug()
+	if e.Status >= 500 {
+		ev = h.log.Warn()
+	}
+	ev.Int("status", e.Status).Str("endpoint", v1Endpoint).Str("error", e.Code).Msg(e.Description)
+	b, _ := json.Marshal(struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}{e.Code, e.Description})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(b)
+}
