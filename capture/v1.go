@@ -80,9 +80,8 @@ type v1Event struct {
 
 // v1Options are an event's options after PostHog's coercion.
 type v1Options struct {
-	cookieless, skewOff, personProfile          *bool
-	productTour                                 *string
-	hasCookieless, hasSkewOff, hasPersonProfile bool
+	cookieless, skewOff, personProfile *bool
+	productTour                        *string
 }
 
 // DecodeV1 decodes, validates and normalises one Capture v1 request. On
