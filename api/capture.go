@@ -35,21 +35,11 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, _ := capture.Route(r.URL.Path)
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 { // do not pin huge buffers in the pool
-			bodyPool.Put(buf)
-		}
-	}()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.refuse(w, endpoint, http.StatusRequestEntityTooLarge,
-				"request body is over the "+strconv.FormatInt(limit>>20, 10)+" MiB limit for "+endpoint+"/")
-			return
-		}
-		h.refuse(w, endpoint, http.StatusBadRequest, "reading the request body failed: "+err.Error())
+	buf, release, err := readBody(w, r, limit)
+	defer release()
+	if err != nil {
+		status, msg := bodyError(err, limit, endpoint+"/")
+		h.refuse(w, endpoint, status, msg)
 		return
 	}
 	batch, err := capture.Decode(capture.Request{
@@ -65,18 +55,10 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, endpoint, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := h.deps.Spool.Append(r.Context(), batch.Token, batch.HistoricalMigration, batch.Events); err != nil {
-		status, msg := http.StatusServiceUnavailable, "events not stored: "+err.Error()
-		switch {
-		case errors.Is(err, spool.ErrFull):
-			msg = "events not stored: " + err.Error() + "; retry later"
-		case errors.Is(err, spool.ErrClosed):
-			msg = "events not stored: the agent is shutting down; retry shortly"
-		case errors.Is(err, r.Context().Err()):
-			return // the producer went away before the commit; nobody to answer
+	if msg, ok := h.store(w, r, batch); !ok {
+		if msg != "" {
+			h.refuse(w, endpoint, http.StatusServiceUnavailable, msg)
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-		h.refuse(w, endpoint, status, msg)
 		return
 	}
 	h.metrics.ingested(endpoint, len(batch.Events))
@@ -87,6 +69,51 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"status":1}`)
+}
+
+// readBody reads the request body, at most limit bytes, into a pooled
+// buffer; call release once the bytes are no longer used.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, func(), error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	release := func() {
+		if buf.Cap() <= 4<<20 { // do not pin huge buffers in the pool
+			bodyPool.Put(buf)
+		}
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	return buf, release, err
+}
+
+// bodyError says what a readBody failure means for the producer: 413 for a
+// body over limit (naming the limit and where), else 400.
+func bodyError(err error, limit int64, where string) (int, string) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, "request body is over the " + strconv.FormatInt(limit>>20, 10) + " MiB limit for " + where
+	}
+	return http.StatusBadRequest, "reading the request body failed: " + err.Error()
+}
+
+// store appends the batch to the spool and reports ok once it is fsynced.
+// On failure it sets Retry-After and returns the message for a 503; msg is
+// "" when the producer went away before the commit (nobody to answer).
+func (h *Handler) store(w http.ResponseWriter, r *http.Request, b capture.Batch) (msg string, ok bool) {
+	err := h.deps.Spool.Append(r.Context(), b.Token, b.HistoricalMigration, b.Events)
+	switch {
+	case err == nil:
+		return "", true
+	case errors.Is(err, r.Context().Err()):
+		return "", false
+	case errors.Is(err, spool.ErrFull):
+		msg = "events not stored: " + err.Error() + "; retry later"
+	case errors.Is(err, spool.ErrClosed):
+		msg = "events not stored: the agent is shutting down; retry shortly"
+	default:
+		msg = "events not stored: " + err.Error()
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	return msg, false
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, endpoint string, status int, msg string) {

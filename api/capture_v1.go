@@ -1,15 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hogrelay/hogrelay/capture"
-	"github.com/hogrelay/hogrelay/spool"
 )
 
 // v1Endpoint is the metrics label of every Capture v1 request.
@@ -26,22 +23,15 @@ func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
 			Description: r.Method + " is not allowed on " + r.URL.Path + " (use POST)"})
 		return
 	}
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 {
-			bodyPool.Put(buf)
+	buf, release, err := readBody(w, r, capture.V1BodyLimit)
+	defer release()
+	if err != nil {
+		status, msg := bodyError(err, capture.V1BodyLimit, capture.V1Path)
+		code := "request_decoding_error"
+		if status == http.StatusRequestEntityTooLarge {
+			code = "payload_too_large"
 		}
-	}()
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, capture.V1BodyLimit)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.refuseV1(w, &capture.V1Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
-				Description: "request body is over the " + strconv.FormatInt(capture.V1BodyLimit>>20, 10) + " MiB limit for " + capture.V1Path})
-			return
-		}
-		h.refuseV1(w, &capture.V1Error{Status: http.StatusBadRequest, Code: "request_decoding_error",
-			Description: "reading the request body failed: " + err.Error()})
+		h.refuseV1(w, &capture.V1Error{Status: status, Code: code, Description: msg})
 		return
 	}
 	batch, results, err := capture.DecodeV1(capture.Request{
@@ -56,23 +46,12 @@ func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
 		h.refuseV1(w, ve)
 		return
 	}
-	if len(batch.Events) > 0 {
-		if err := h.deps.Spool.Append(r.Context(), batch.Token, batch.HistoricalMigration, batch.Events); err != nil {
-			msg := "events not stored: " + err.Error()
-			switch {
-			case errors.Is(err, spool.ErrFull):
-				msg += "; retry later"
-			case errors.Is(err, spool.ErrClosed):
-				msg = "events not stored: the agent is shutting down; retry shortly"
-			case errors.Is(err, r.Context().Err()):
-				return // the producer went away before the commit
-			}
-			// 503 is retryable for every v1 SDK; a per-event "retry" would
-			// be too, but a 503 also carries Retry-After to every SDK.
-			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+	if msg, ok := h.store(w, r, batch); !ok {
+		// 503 is retryable for every v1 SDK and carries Retry-After.
+		if msg != "" {
 			h.refuseV1(w, &capture.V1Error{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Description: msg})
-			return
 		}
+		return
 	}
 	h.metrics.ingested(v1Endpoint, len(batch.Events))
 	if dropped := len(results) - len(batch.Events); dropped > 0 {

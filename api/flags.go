@@ -1,11 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -123,15 +123,13 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 // decoder: the encodings are the same.
 func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
 	const limit = 2 << 20
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	buf, release, err := readBody(w, r, limit)
+	defer release()
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over the 2 MiB limit for %s", r.URL.Path)
-		}
-		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body failed: %w", err)
+		status, msg := bodyError(err, limit, r.URL.Path)
+		return nil, status, errors.New(msg)
 	}
-	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: body}, 8<<20)
+	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: buf.Bytes()}, 8<<20)
 	if err != nil {
 		status := http.StatusBadRequest
 		var ce *capture.Error
@@ -140,7 +138,8 @@ func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) 
 		}
 		return nil, status, err
 	}
-	return payload, 0, nil
+	// The payload may alias the pooled buffer, which goes back on return.
+	return bytes.Clone(payload), 0, nil
 }
 
 // handleFlags answers /flags and /decide from local evaluation (PostHog's
