@@ -36,13 +36,13 @@ type rawFlag struct {
 }
 
 type rawFilters struct {
-	Groups                    []rawCondition             `json:"groups"`
-	Multivariate              *rawMultivariate           `json:"multivariate"`
-	AggregationGroupTypeIndex *int                       `json:"aggregation_group_type_index"`
-	Payloads                  json.RawMessage            `json:"payloads"`
-	EarlyExit                 *bool                      `json:"early_exit"`
-	Holdout                   json.RawMessage            `json:"holdout"`
-	FeatureEnrollment         *bool                      `json:"feature_enrollment"`
+	Groups                    []rawCondition   `json:"groups"`
+	Multivariate              *rawMultivariate `json:"multivariate"`
+	AggregationGroupTypeIndex *int             `json:"aggregation_group_type_index"`
+	Payloads                  json.RawMessage  `json:"payloads"`
+	EarlyExit                 *bool            `json:"early_exit"`
+	Holdout                   json.RawMessage  `json:"holdout"`
+	FeatureEnrollment         *bool            `json:"feature_enrollment"`
 	// The legacy super_groups and holdout_groups are not read: the service
 	// stopped reading them once feature_enrollment and holdout replaced them
 	// (flag_models.rs keeps them only as pass-through keys), and posthog-node
