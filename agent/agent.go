@@ -159,6 +159,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	st, _ := a.spool.Stats()
 	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
+	for _, w := range cfg.Warnings() {
+		a.log.Warn().Msg(w)
+	}
 	if cfg.PostHog.APIKey == "" {
 		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
 	}

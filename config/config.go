@@ -277,6 +277,19 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Warnings lists settings that are valid but probably wrong; check-config
+// prints them and the agent logs them at start.
+func (c Config) Warnings() []string {
+	var w []string
+	if u, err := url.Parse(c.PostHog.Host); err == nil && u.Scheme == "http" {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			w = append(w, fmt.Sprintf("[posthog] host: %q is plain http to another machine: events and keys cross the network unencrypted, and a redirect to https (which hogrelay never follows) stops delivery; use https://", c.PostHog.Host))
+		}
+	}
+	return w
+}
+
 // CheckToken applies PostHog capture's shape check to a project token: non-empty,
 // at most 64 ASCII characters, and not a personal API key.
 func CheckToken(t string) error {
