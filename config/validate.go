@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -179,4 +180,17 @@ func (f FlagsConfig) validate() *problem {
 		return problemf("poll_interval", "%s is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)", f.PollInterval)
 	}
 	return nil
+}
+
+// Warnings lists settings that are valid but probably wrong; check-config
+// prints them and the agent logs them at start.
+func (c Config) Warnings() []string {
+	var w []string
+	if u, err := url.Parse(c.PostHog.Host); err == nil && u.Scheme == "http" {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			w = append(w, fmt.Sprintf("[posthog] host: %q is plain http to another machine: events and keys cross the network unencrypted, and a redirect to https (which hogrelay never follows) stops delivery; use https://", c.PostHog.Host))
+		}
+	}
+	return w
 }
