@@ -88,3 +88,10 @@ func tomlName(f reflect.StructField) string {
 	}
 	return name
 }
+
+// Keys lists every key of the configuration, in file order.
+func Keys() []Change {
+	var keys []Change
+	eachKey(func(ch Change, _ func(*Config) reflect.Value) { keys = append(keys, ch) })
+	return keys
+}

@@ -71,3 +71,11 @@ func TestTakeCopiesOneKey(t *testing.T) {
 	}
 	require.Equal(t, []string{"data_dir", "[forwarder] shutdown_timeout"}, got)
 }
+
+func TestKeysAreTheTOMLKeys(t *testing.T) {
+	keys := Keys()
+	require.Contains(t, keys, Change{Key: "data_dir"})
+	require.Contains(t, keys, Change{Section: "forwarder", Key: "shutdown_timeout"})
+	require.NotContains(t, keys, Change{Key: "Path"})
+	require.NotContains(t, keys, Change{Key: ""})
+}
