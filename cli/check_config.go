@@ -29,20 +29,9 @@ func (c *checkConfigCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range configWarnings(cfg) {
+	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(c.stderr, "warning:", w)
 	}
 	fmt.Fprintf(c.stdout, "configuration file %s is valid\n", *path)
 	return nil
-}
-
-// configWarnings names valid settings an operator may not mean.
-func configWarnings(cfg config.Config) []string {
-	var w []string
-	if cfg.PostHog.APIKey == "" {
-		w = append(w, "[posthog] api_key is empty (and $"+config.EnvAPIKey+" is not set): every producer must send its "+
-			"project token itself (api_key or token in the body, as PostHog's SDKs do; hogrelay capture --token); "+
-			"events without one are refused with 401")
-	}
-	return w
 }
