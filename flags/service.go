@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags/eval"
 	"github.com/hogrelay/hogrelay/internal/retry"
 )
@@ -155,9 +155,8 @@ func New(o Options) (*Service, error) {
 	}
 	host := strings.TrimRight(o.Host, "/")
 	if host != "" {
-		u, err := url.Parse(host)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("flags: host %q is not an http(s) URL (use e.g. \"https://us.i.posthog.com\")", o.Host)
+		if err := capture.CheckHost(host); err != nil {
+			return nil, fmt.Errorf("flags: host: %w", err)
 		}
 	}
 	if o.PollInterval <= 0 {
