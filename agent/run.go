@@ -61,9 +61,6 @@ func (a *Agent) start(ctx context.Context) *running {
 	for _, w := range cfg.Warnings() {
 		a.log.Warn().Msg(w)
 	}
-	if cfg.PostHog.APIKey == "" {
-		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
-	}
 	if cfg.PostHog.PersonalAPIKey == "" {
 		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
 	}
