@@ -165,7 +165,7 @@ func TestServiceSemantics_DateparserDates(t *testing.T) {
 		{"2024-06-14T13:30:00Z", "is_date_before", "06/14/2024 1:00 PM", off},
 		{"2024-06-14T00:30:00Z", "is_date_before", "06/14/2024 12:45 AM", on},
 		{"2024-06-14", "is_date_after", "2024/06/13", on},
-		{"2024-06-15", "is_date_after", "1718323200", on}, // ten digits: Unix seconds (2024-06-14)
+		{"2024-06-15", "is_date_after", "1718323200", on},   // ten digits: Unix seconds (2024-06-14)
 		{"13/45/2024", "is_date_before", "2030-01-01", off}, // no such date: no date
 		{"2024-01-01", "is_date_before", 1718000000, off},
 		{"garbage 42", "is_date_before", 1718000000, off}, // a numeric filter decides alone
@@ -399,7 +399,7 @@ func TestServiceSemantics_UnicodeRegexClasses(t *testing.T) {
 // follow; is_not is the negation of each.
 func TestServiceSemantics_PropertyMatchingVersion2(t *testing.T) {
 	rows := []struct {
-		filter, person  any
+		filter, person   any
 		legacy, version2 bool
 	}{
 		{false, "banana", true, false},
