@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,8 +55,9 @@ type Agent struct {
 	registry  *prometheus.Registry
 
 	listeners []net.Listener
+	surfaces  []api.Surface // what each listener serves
 	addrs     []string
-	ownSocket string // the socket path this agent bound ("" = none)
+	ownSocket []string // the socket paths this agent bound
 	ready     bool
 }
 
@@ -91,6 +93,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 		Spool: a.spool, Forwarder: a.forwarder, Flags: a.flags, Status: func() any { return a.Status() },
 		Registry: a.registry, Logger: log, Ready: a.isReady,
 	}, a.ingestOptions(cfg))
+	a.handler.SetAccess(accessOf(cfg))
 	a.registerMetrics()
 
 	if err := a.listen(cfg); err != nil {
@@ -125,6 +128,15 @@ func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 	return o
 }
 
+// accessOf is the TCP listener's policy from the config.
+func accessOf(cfg config.Config) api.Access {
+	keys := []string{cfg.PostHog.PersonalAPIKey.Reveal()}
+	for _, k := range cfg.Flags.DefinitionsKeys {
+		keys = append(keys, k.Reveal())
+	}
+	return api.Access{AllowedOrigins: cfg.Listen.AllowedOrigins, DefinitionsKeys: keys}
+}
+
 func (a *Agent) isReady() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -145,7 +157,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	servers := make([]*http.Server, len(a.listeners))
 	serveErr := make(chan error, len(a.listeners))
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
 		servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -157,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ready = true
 	a.mu.Unlock()
 	st, _ := a.spool.Stats()
-	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
+	a.log.Info().Strs("listen", a.producerAddrs()).Str("admin_socket", a.adminSocket()).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
 	if cfg.PostHog.APIKey == "" {
 		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
@@ -261,7 +273,12 @@ func (a *Agent) Reload(next config.Config) {
 	}
 	keep("data_dir", next.DataDir != prev.DataDir, func() { run.DataDir = prev.DataDir })
 	keep("[posthog]", next.PostHog != prev.PostHog, func() { run.PostHog = prev.PostHog })
-	keep("[listen]", next.Listen != prev.Listen, func() { run.Listen = prev.Listen })
+	// allowed_origins applies live with definitions_keys below; the rest of
+	// [listen] binds sockets, which needs a restart.
+	origins := next.Listen.AllowedOrigins
+	next.Listen.AllowedOrigins, run.Listen.AllowedOrigins = prev.Listen.AllowedOrigins, prev.Listen.AllowedOrigins
+	keep("[listen]", fmt.Sprint(next.Listen) != fmt.Sprint(prev.Listen), func() { run.Listen = prev.Listen })
+	run.Listen.AllowedOrigins = origins
 	keep("[log] format", next.Log.Format != prev.Log.Format, func() { run.Log.Format = prev.Log.Format })
 	keep("[spool] max_bytes/when_full", next.Spool.MaxBytes != prev.Spool.MaxBytes || next.Spool.WhenFull != prev.Spool.WhenFull,
 		func() { run.Spool.MaxBytes, run.Spool.WhenFull = prev.Spool.MaxBytes, prev.Spool.WhenFull })
@@ -280,6 +297,11 @@ func (a *Agent) Reload(next config.Config) {
 	if run.Flags.PollInterval != prev.Flags.PollInterval {
 		a.flags.SetPollInterval(run.Flags.PollInterval.D())
 		applied = append(applied, "[flags] poll_interval")
+	}
+	if fmt.Sprint(run.Listen.AllowedOrigins) != fmt.Sprint(prev.Listen.AllowedOrigins) ||
+		!slices.Equal(run.Flags.DefinitionsKeys, prev.Flags.DefinitionsKeys) {
+		a.handler.SetAccess(accessOf(run))
+		applied = append(applied, "[listen] allowed_origins, [flags] definitions_keys")
 	}
 	if fmt.Sprint(run.Ingest) != fmt.Sprint(prev.Ingest) {
 		a.handler.SetIngestOptions(a.ingestOptions(run))
@@ -332,6 +354,7 @@ type Status struct {
 	StartedAt     time.Time         `json:"started_at"`
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	Listeners     []string          `json:"listeners"`
+	AdminSocket   string            `json:"admin_socket,omitempty"`
 	PostHogHost   string            `json:"posthog_host"`
 	Spool         spool.Stats       `json:"spool"`
 	OldestAgeSecs float64           `json:"oldest_event_age_seconds"`
@@ -345,7 +368,7 @@ func (a *Agent) Status() Status {
 	cfg := a.config()
 	s := Status{
 		Version: a.version, StartedAt: a.started, UptimeSeconds: time.Since(a.started).Round(time.Second).Seconds(),
-		Listeners: a.addrs, PostHogHost: cfg.PostHog.Host, Forwarder: a.forwarder.Status(),
+		Listeners: a.producerAddrs(), AdminSocket: a.adminSocket(), PostHogHost: cfg.PostHog.Host, Forwarder: a.forwarder.Status(),
 		Flags: api.FlagStatusOf(a.flags),
 	}
 	st, err := a.spool.Stats()
@@ -357,6 +380,27 @@ func (a *Agent) Status() Status {
 		s.OldestAgeSecs = time.Since(st.Oldest).Round(time.Second).Seconds()
 	}
 	return s
+}
+
+// producerAddrs are the listeners producers use (the admin socket is
+// reported on its own).
+func (a *Agent) producerAddrs() []string {
+	out := make([]string, 0, len(a.addrs))
+	for i, addr := range a.addrs {
+		if a.surfaces[i] != api.AdminSocket {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+func (a *Agent) adminSocket() string {
+	for i, addr := range a.addrs {
+		if a.surfaces[i] == api.AdminSocket {
+			return strings.TrimPrefix(addr, "unix-admin:")
+		}
+	}
+	return ""
 }
 
 func (a *Agent) registerMetrics() {

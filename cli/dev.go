@@ -81,6 +81,7 @@ func runDev(e env, args []string) error {
 	fmt.Fprintf(e.stdout, `
 hogrelay dev mode
   socket:          %s
+  admin socket:    %s (spool export, dead letters, compact)
   http:            %s
   local PostHog:   %s (accepts batches, serves sample flags)
   data dir:        %s
@@ -96,7 +97,7 @@ Try it (in another terminal):
 
 Ctrl-C stops everything.
 
-`, rel, orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
+`, rel, cfg.Listen.AdminSocketPath(), orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
 	return runWithSignals(a, func() (config.Config, error) { return cfg, nil }, func(error) {})
 }
 

@@ -23,12 +23,19 @@ func runFlags(e env, args []string) error {
 		return runFlagsList(e, args[1:])
 	case "reload":
 		fs := newFlagSet(e, "flags reload")
-		t := addTarget(fs)
+		t := addTarget(fs).adminFlag(fs)
 		if _, err := parse(fs, args[1:]); err != nil {
 			return err
 		}
+		// A reload spends PostHog's definitions rate limit: admin only.
+		c, err := t.adminClient()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := callCtx()
+		defer cancel()
 		var st api.FlagStatus
-		if err := t.call(http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "reloaded: %d flags, etag %s\n", st.FlagCount, orDash(st.ETag))

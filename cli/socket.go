@@ -15,6 +15,7 @@ import (
 type target struct {
 	socket *string
 	config *string
+	admin  *string // --admin-socket, for admin commands only (nil otherwise)
 }
 
 func addTarget(fs *flag.FlagSet) *target {
@@ -63,6 +64,42 @@ func (t *target) socketPath() (string, error) {
 		return "", fmt.Errorf("config %s has no [listen] socket; use --socket", *t.config)
 	}
 	return cfg.Listen.Socket, nil
+}
+
+// adminFlag adds --admin-socket for commands served on the admin socket.
+func (t *target) adminFlag(fs *flag.FlagSet) *target {
+	t.admin = fs.String("admin-socket", "", "agent admin socket (default: admin.sock next to --socket, else [listen] admin_socket from --config)")
+	return t
+}
+
+// adminSocketPath finds the admin socket: --admin-socket; admin.sock next
+// to --socket (where the agent puts it unless told otherwise); else the
+// config's [listen] admin_socket (or admin.sock next to its socket).
+func (t *target) adminSocketPath() (string, error) {
+	if t.admin != nil && *t.admin != "" {
+		return *t.admin, nil
+	}
+	if *t.socket != "" {
+		return config.DefaultAdminSocket(*t.socket), nil
+	}
+	cfg, err := t.loadConfig()
+	if err != nil {
+		return "", err
+	}
+	p := cfg.Listen.AdminSocketPath()
+	if p == "" {
+		return "", fmt.Errorf("config %s has no [listen] socket or admin_socket; use --admin-socket", *t.config)
+	}
+	return p, nil
+}
+
+// adminClient is a client for the admin socket.
+func (t *target) adminClient() (*client.Client, error) {
+	p, err := t.adminSocketPath()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAdmin(p), nil
 }
 
 func (t *target) client() (*client.Client, error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/rs/zerolog"
@@ -24,20 +25,29 @@ type spoolTarget struct {
 	file *string
 }
 
-func (st spoolTarget) live() (*client.Client, bool) {
+// live finds the running agent: on the admin socket for admin commands.
+// An admin socket that exists but refuses this user is an error, not a
+// reason to try the file (which the running agent holds anyway).
+func (st spoolTarget) live(admin bool) (*client.Client, bool, error) {
 	if *st.file != "" {
-		return nil, false
+		return nil, false, nil
 	}
 	c, err := st.client()
+	if admin {
+		c, err = st.adminClient()
+	}
 	if err != nil {
-		return nil, false
+		return nil, false, nil
 	}
 	ctx, cancel := callCtx()
 	defer cancel()
 	if err := c.Do(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
-		return nil, false
+		if admin && errors.Is(err, os.ErrPermission) {
+			return nil, false, err
+		}
+		return nil, false, nil
 	}
-	return c, true
+	return c, true, nil
 }
 
 func (st spoolTarget) open(readOnly bool) (*spool.Spool, error) {
@@ -69,11 +79,20 @@ func runSpool(e env, args []string) error {
 	}
 	fs := newFlagSet(e, "spool "+sub)
 	st := spoolTarget{target: addTarget(fs), file: fs.String("file", "", "work on this spool file directly (agent stopped)")}
+	// Everything but stats reads or changes every project's events: the
+	// agent serves it on its admin socket only.
+	admin := sub != "stats"
+	if admin {
+		st.adminFlag(fs)
+	}
 	deadLetters := fs.Bool("dead-letters", false, "export the dead-letter bucket instead of pending events")
 	if _, err := parse(fs, rest); err != nil {
 		return err
 	}
-	c, live := st.live()
+	c, live, err := st.live(admin)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := callCtx()
 	defer cancel()
 	printJSON := func(v any) error {

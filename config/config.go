@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,11 +54,40 @@ type PostHogConfig struct {
 	PersonalAPIKey Secret `toml:"personal_api_key"`
 }
 
-// ListenConfig holds the producer-facing listeners.
+// ListenConfig holds the listeners: the producer socket, the admin socket
+// and the optional loopback TCP listener.
 type ListenConfig struct {
 	Socket     string   `toml:"socket"`
 	SocketMode FileMode `toml:"socket_mode"`
-	HTTP       string   `toml:"http"`
+	// AdminSocket serves what producers must not do (export, dead-letter
+	// drop/requeue, compact, forwarder retry, flags reload). "" means
+	// admin.sock in the producer socket's directory (AdminSocketPath).
+	AdminSocket     string   `toml:"admin_socket"`
+	AdminSocketMode FileMode `toml:"admin_socket_mode"`
+	// AdminSocketGroup, when set, is the group the admin socket is chowned
+	// to (the agent must be a member); "" keeps the agent's own group.
+	AdminSocketGroup string `toml:"admin_socket_group"`
+	HTTP             string `toml:"http"`
+	// AllowedOrigins are browser origins (e.g. "http://localhost:3000") the
+	// TCP listener serves; requests with any other Origin are refused.
+	AllowedOrigins []string `toml:"allowed_origins"`
+}
+
+// AdminSocketPath is the admin socket's path: admin_socket, or admin.sock
+// next to the producer socket ("" when neither is set).
+func (l ListenConfig) AdminSocketPath() string {
+	if l.AdminSocket != "" {
+		return l.AdminSocket
+	}
+	return DefaultAdminSocket(l.Socket)
+}
+
+// DefaultAdminSocket is admin.sock in the directory of socket ("" for "").
+func DefaultAdminSocket(socket string) string {
+	if socket == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(socket), "admin.sock")
 }
 
 // LogConfig selects zerolog's level and output format.
@@ -100,6 +130,9 @@ type ForwarderConfig struct {
 type FlagsConfig struct {
 	PollInterval        Duration `toml:"poll_interval"`
 	OnlyEvaluateLocally bool     `toml:"only_evaluate_locally"`
+	// DefinitionsKeys are bearer keys, besides personal_api_key, that
+	// local-evaluation SDKs may send to /flags/definitions on the TCP listener.
+	DefinitionsKeys []Secret `toml:"definitions_keys"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -109,8 +142,10 @@ func Default() Config {
 		DataDir: "/var/lib/hogrelay",
 		PostHog: PostHogConfig{Host: "https://us.i.posthog.com"},
 		Listen: ListenConfig{
-			Socket:     "/run/hogrelay/hogrelay.sock",
-			SocketMode: 0o660,
+			Socket:          "/run/hogrelay/hogrelay.sock",
+			SocketMode:      0o660,
+			AdminSocketMode: 0o600,
+			AllowedOrigins:  []string{},
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
 		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000},
@@ -128,7 +163,7 @@ func Default() Config {
 			AuthRetryInterval: Duration(5 * time.Minute),
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
-		Flags: FlagsConfig{PollInterval: Duration(30 * time.Second)},
+		Flags: FlagsConfig{PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}},
 	}
 }
 
@@ -212,6 +247,23 @@ func (c *Config) Validate() error {
 	if c.Listen.SocketMode&^0o777 != 0 {
 		return bad("[listen] socket_mode", "%o is not a permission mode (use e.g. \"0660\")", uint32(c.Listen.SocketMode))
 	}
+	if n := len(c.Listen.AdminSocket); n > 107 {
+		return bad("[listen] admin_socket", "%q is %d bytes long; unix socket paths are limited to 107 bytes", c.Listen.AdminSocket, n)
+	}
+	if c.Listen.AdminSocketMode&^0o777 != 0 {
+		return bad("[listen] admin_socket_mode", "%o is not a permission mode (use e.g. \"0600\")", uint32(c.Listen.AdminSocketMode))
+	}
+	if c.Listen.AdminSocketMode&0o007 != 0 {
+		return bad("[listen] admin_socket_mode", "%04o lets every local user export and drop events; use 0600, or 0660 with admin_socket_group", uint32(c.Listen.AdminSocketMode))
+	}
+	if p := c.Listen.AdminSocketPath(); p != "" && p == c.Listen.Socket {
+		return bad("[listen] admin_socket", "%q is the producer socket; the admin socket needs its own path", p)
+	}
+	for i, o := range c.Listen.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return bad("[listen] allowed_origins", "entry %d: %q is not an origin (use e.g. \"http://localhost:3000\": scheme, host, optional port)", i, o)
+		}
+	}
 	if c.Listen.HTTP != "" {
 		host, _, err := net.SplitHostPort(c.Listen.HTTP)
 		if err != nil {
@@ -270,6 +322,11 @@ func (c *Config) Validate() error {
 	}
 	if f.BackoffMax < f.BackoffInitial {
 		return bad("[forwarder] backoff_max", "%s is shorter than backoff_initial %s", f.BackoffMax, f.BackoffInitial)
+	}
+	for i, k := range c.Flags.DefinitionsKeys {
+		if len(k) < 8 {
+			return bad("[flags] definitions_keys", "entry %d is shorter than 8 characters; use a long random key", i)
+		}
 	}
 	if c.Flags.PollInterval < Duration(time.Second) {
 		return bad("[flags] poll_interval", "%s is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)", c.Flags.PollInterval)
