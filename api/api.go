@@ -43,7 +43,7 @@ type Handler struct {
 	ingest  atomic.Pointer[capture.Options]
 	access  atomic.Pointer[access]
 	metrics *metrics
-	called  *calledCache
+	called  *flags.CalledEvents
 }
 
 // New builds the handler with the given ingest policy.
@@ -52,7 +52,7 @@ func New(d Deps, opts capture.Options) *Handler {
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		metrics: newMetrics(d.Registry, d.Spool),
-		called:  newCalledCache(50_000),
+		called:  flags.NewCalledEvents(50_000),
 	}
 	h.mux = newRouter(h)
 	h.ingest.Store(&opts)
