@@ -726,6 +726,7 @@ func TestOpsSpoolFileToolsRefuseWhileTheAgentRunsWithoutSocket(t *testing.T) {
 	a := startAgent(t, up)
 	a.opsSend("locked", 5, nil)
 	require.NoError(t, os.Remove(a.socket))
+	require.NoError(t, os.Remove(a.adminSocket)) // admin commands use this one
 
 	for _, args := range [][]string{
 		{"spool", "stats"},
