@@ -41,8 +41,8 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "hogrelay")
 	if b := os.Getenv("HOGRELAY_E2E_BINARY"); b != "" {
-		// Run the tests against another build, e.g. the code before a fix,
-		// to see a new test fail there.
+		// Run the tests against another build (e.g. the old code, to see a
+		// new test fail before its fix).
 		binary = b
 	} else {
 		build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/hogrelay")
