@@ -127,22 +127,21 @@ type Evaluator struct {
 }
 
 type flagDef struct {
-	key             string
-	id, version     int64
-	active          bool
-	eec             bool
-	device          bool // bucketing_identifier == "device_id"
-	hasAgg          bool
-	agg             int
-	groupType       string
-	earlyExit       bool
-	enrollment      bool     // filters.feature_enrollment
-	holdout         *holdout // filters.holdout, nil when none
-	conds           []condition
-	variants        []variant
-	constantVariant bool
-	payloads        map[string]payload
-	broken          string // non-empty: never evaluable locally, and why
+	key         string
+	id, version int64
+	active      bool
+	eec         bool
+	device      bool // bucketing_identifier == "device_id"
+	hasAgg      bool
+	agg         int
+	groupType   string
+	earlyExit   bool
+	enrollment  bool     // filters.feature_enrollment
+	holdout     *holdout // filters.holdout, nil when none
+	conds       []condition
+	variants    []variant
+	payloads    map[string]payload
+	broken      string // non-empty: never evaluable locally, and why
 }
 
 type holdout struct {
@@ -408,16 +407,12 @@ func (c *run) flag(f *flagDef) (Result, error) {
 		case f.device:
 			bucket = c.deviceID()
 			if bucket == "" {
-				// The service withholds a hash-decided outcome when the request
-				// has no device id (out_of_rollout_bound) rather than bucketing
-				// on distinct_id; posthog-node gives up. When the hash cannot
-				// change the outcome, service versions differ, so we give up.
-				if cond.rollout < 100 || (cond.variant == "" && !f.constantVariant) {
-					low.bump(scoreOutOfRolloutBound, i)
-					high.bump(scoreOutOfRolloutBound, i)
-					continue
-				}
-				undecided = mergeUnknown(undecided, errors.New("device_id bucketing without a device id"))
+				// get_match skips a person condition of a device_id flag
+				// when the request has no device id, as out_of_rollout_bound,
+				// whatever its rollout, rather than bucketing on distinct_id;
+				// posthog-node gives up.
+				low.bump(scoreOutOfRolloutBound, i)
+				high.bump(scoreOutOfRolloutBound, i)
 				continue
 			}
 		default:
