@@ -33,12 +33,20 @@
 //     are ignored, as by both.
 //   - Conditions, in order; the first that matches decides. When an earlier
 //     condition cannot be decided only because a property was not given and a
-//     later one matches, a flag without variants is on either way, with the
-//     same ("true") payload: it is answered with the later condition's index,
-//     though the service, which has the property, may report the earlier one.
-//     Multivariate flags stay inconclusive (the earlier condition could pick
-//     another variant), and so do early_exit flags whose undecided condition
-//     rolls the person out (it might have ended evaluation with "off").
+//     later one matches, the flag is on either way; when the earlier
+//     condition would give the same variant (none, no override, or an
+//     override equal to the hashed variant) the answer and payload are the
+//     same too, and it is answered with the later condition's index, though
+//     the service, which has the property, may report the earlier one. An
+//     override that could differ stays inconclusive, and so do early_exit
+//     flags whose undecided condition rolls the person out (it might have
+//     ended evaluation with "off").
+//
+// Properties are looked up as the service sees them: distinct_id is always a
+// person property and $group_key a property of each group in the request; a
+// property absent where PostHog stores nothing more (no group key, an
+// unmapped group type) is absent, anywhere else it is unknown. Flags whose
+// filters the service cannot decode are not served (see refusedByService).
 package eval
 
 import (
