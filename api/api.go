@@ -80,6 +80,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/requeue", h.handleDeadLetterRequeue)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/drop", h.handleDeadLetterDrop)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/compact", h.handleCompact)
+	h.mux.HandleFunc("POST /hogrelay/v1/spool/import", h.handleSpoolImport)
 	h.mux.HandleFunc("POST /hogrelay/v1/forwarder/retry", h.handleRetryNow)
 	h.flagRoutes()
 	h.mux.HandleFunc("/", h.handleUnknown)

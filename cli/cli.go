@@ -39,7 +39,7 @@ func commands() map[string]command {
 		"pageview":       {"send a $pageview: --distinct-id ID --url URL", runPageview},
 		"flags":          {"feature flags: get|enabled|all|list|reload", runFlags},
 		"status":         {"show what the agent is doing [--json]", runStatus},
-		"spool":          {"spool tools: stats|export|dead-letters list|requeue|drop|compact", runSpool},
+		"spool":          {"spool tools: stats|export|dead-letters list|requeue|drop|compact|salvage FILE", runSpool},
 	}
 }
 

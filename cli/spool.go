@@ -58,9 +58,12 @@ func (st spoolTarget) open(readOnly bool) (*spool.Spool, error) {
 
 func runSpool(e env, args []string) error {
 	if len(args) == 0 {
-		return errors.New("spool needs a subcommand: stats | export [--dead-letters] | dead-letters list|requeue|drop | compact")
+		return errors.New("spool needs a subcommand: stats | export [--dead-letters] | dead-letters list|requeue|drop | compact | salvage FILE")
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "salvage" {
+		return runSpoolSalvage(e, rest)
+	}
 	if sub == "dead-letters" {
 		if len(rest) == 0 {
 			return errors.New("spool dead-letters needs list, requeue or drop")
