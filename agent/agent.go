@@ -9,14 +9,11 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +25,6 @@ import (
 	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/flags"
-	"github.com/hogrelay/hogrelay/flags/eval"
 	"github.com/hogrelay/hogrelay/forwarder"
 	"github.com/hogrelay/hogrelay/logging"
 	"github.com/hogrelay/hogrelay/sdnotify"
@@ -114,7 +110,7 @@ func forwarderOptions(cfg config.Config, version string) forwarder.Options {
 func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 	o := capture.Options{
 		DefaultToken: cfg.PostHog.APIKey.Reveal(), MaxEventBytes: int(cfg.Ingest.MaxEventBytes),
-		FlagProperties: a.flagProperties,
+		FlagProperties: a.flags.CaptureProperties,
 	}
 	if len(cfg.Ingest.AllowedTokens) > 0 {
 		o.AllowedTokens = make(map[string]bool, len(cfg.Ingest.AllowedTokens))
@@ -159,6 +155,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	st, _ := a.spool.Stats()
 	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
+	for _, w := range cfg.Warnings() {
+		a.log.Warn().Msg(w)
+	}
 	if cfg.PostHog.APIKey == "" {
 		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
 	}
@@ -290,40 +289,6 @@ func (a *Agent) Reload(next config.Config) {
 	// error still reports itself.
 	a.log.Log().Str("severity", "info").Strs("applied", applied).Strs("needs_restart", restart).
 		Str("config", next.Path).Msg("configuration reloaded")
-}
-
-// flagProperties answers capture's send_feature_flags from local evaluation
-// only: ingest must not wait on the network. Flags that need the server are
-// left out, as PostHog's SDKs leave out flags they could not evaluate.
-func (a *Agent) flagProperties(distinctID string, groups map[string]string) string {
-	all, err := a.flags.All(context.Background(), flags.Ask{
-		Input: eval.Input{DistinctID: distinctID, Groups: groups}, OnlyLocal: true,
-	})
-	if err != nil && len(all.Flags) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(all.Flags))
-	for k := range all.Flags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	active := make([]string, 0, len(keys))
-	for _, k := range keys {
-		v, _ := json.Marshal(all.Flags[k].Value())
-		name, _ := json.Marshal("$feature/" + k)
-		b.Write(name)
-		b.WriteByte(':')
-		b.Write(v)
-		b.WriteByte(',')
-		if all.Flags[k].Enabled {
-			active = append(active, k)
-		}
-	}
-	list, _ := json.Marshal(active)
-	b.WriteString(`"$active_feature_flags":`)
-	b.Write(list)
-	return b.String()
 }
 
 // Status is the document behind `hogrelay status`.

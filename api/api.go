@@ -41,7 +41,7 @@ type Handler struct {
 	mux     *http.ServeMux
 	ingest  atomic.Pointer[capture.Options]
 	metrics *metrics
-	called  *calledCache
+	called  *flags.CalledEvents
 }
 
 // New builds the handler with the given ingest policy.
@@ -51,7 +51,7 @@ func New(d Deps, opts capture.Options) *Handler {
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(d.Registry, d.Spool),
-		called:  newCalledCache(50_000),
+		called:  flags.NewCalledEvents(50_000),
 	}
 	h.ingest.Store(&opts)
 	h.routes()

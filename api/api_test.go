@@ -103,16 +103,6 @@ func TestDefinitionsNeedABearerKey(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "no_authentication")
 }
 
-func TestCalledCacheForgetsOldestFirst(t *testing.T) {
-	c := newCalledCache(2)
-	require.True(t, c.firstTime("a"))
-	require.False(t, c.firstTime("a"))
-	require.True(t, c.firstTime("b"))
-	require.True(t, c.firstTime("c")) // evicts a
-	require.True(t, c.firstTime("a"))
-	require.False(t, c.firstTime("c"))
-}
-
 // /flags bodies come in the encodings capture takes; each reaches the
 // request parser, and a broken one is refused with the reason.
 func TestFlagsBodyEncodings(t *testing.T) {

@@ -18,8 +18,12 @@ func runCheckConfig(e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
 	fmt.Fprintf(e.stdout, "configuration file %s is valid\n", *path)
 	return nil

@@ -20,7 +20,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
 
@@ -158,9 +158,8 @@ func New(o Options) (*Service, error) {
 	}
 	host := strings.TrimRight(o.Host, "/")
 	if host != "" {
-		u, err := url.Parse(host)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("flags: host %q is not an http(s) URL (use e.g. \"https://us.i.posthog.com\")", o.Host)
+		if err := capture.CheckHost(host); err != nil {
+			return nil, fmt.Errorf("flags: host: %w", err)
 		}
 	}
 	if o.PollInterval <= 0 {

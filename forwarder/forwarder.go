@@ -112,6 +112,12 @@ func New(sp *spool.Spool, o Options) *Forwarder {
 			DisableCompression: true,
 		}}
 	}
+	// Never follow a redirect: Go would resend POST /batch/ as a body-less
+	// GET after a 301/302, and a 2xx to that GET would count as delivered
+	// while PostHog got nothing. A 3xx is a failure (see send).
+	c := *o.HTTPClient
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.HTTPClient = &c
 	f := &Forwarder{
 		sp:      sp,
 		log:     o.Logger.With().Str("component", "forwarder").Logger(),
@@ -393,6 +399,8 @@ func (f *Forwarder) noteError(res result, msg string) {
 		ev = f.log.Error()
 	case res.status == http.StatusBadRequest || res.status == http.StatusRequestEntityTooLarge:
 		ev = f.log.Warn()
+	case res.status >= 300 && res.status < 400:
+		ev = f.log.Error() // a configuration problem: it will not heal by waiting
 	case first:
 		ev = f.log.Warn()
 	}
@@ -489,7 +497,11 @@ func (f *Forwarder) send(ctx context.Context, o Options, b batch, events [][]byt
 	if r.message == "" {
 		r.message = http.StatusText(resp.StatusCode)
 	}
-	if !r.ok() {
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		r.message = fmt.Sprintf("HTTP %d: PostHog's /batch/ redirected to %q; hogrelay never follows redirects for capture (the events would be lost), so nothing was delivered and everything is kept: fix [posthog] host (e.g. use https://)",
+			resp.StatusCode, redactURL(resp.Header.Get("Location")))
+	case !r.ok():
 		r.message = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, r.message)
 	}
 	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())

@@ -217,6 +217,9 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 		abortConn(w)
 		return
 	}
+	if resp.Location != "" {
+		w.Header().Set("Location", resp.Location)
+	}
 	writeAnswer(w, status, body, resp.RetryAfter)
 }
 

@@ -16,6 +16,10 @@ type Response struct {
 	// RetryAfter, when set, is sent verbatim as the Retry-After header
 	// (seconds or an HTTP date).
 	RetryAfter string
+	// Location, when set, is sent verbatim as the Location header: with a
+	// 3xx Status it models a proxy or load balancer redirecting capture
+	// (e.g. http:// to https://).
+	Location string
 	// Body replaces the body of a scripted answer, or of PostHog's own 200
 	// when Status is 0 (e.g. capture-rs's {"status":"Ok"}). "" means
 	// {"status":1} for 2xx and the status text otherwise.

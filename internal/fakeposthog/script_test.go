@@ -227,3 +227,17 @@ func TestDelay(t *testing.T) {
 		require.Empty(t, s.Events())
 	})
 }
+
+func TestScriptedRedirectSendsLocationAndAcceptsNothing(t *testing.T) {
+	s := start(t, Options{})
+	s.Script(Response{Status: http.StatusMovedPermanently, Location: "https://elsewhere.example/batch/"})
+	client := &http.Client{
+		Transport:     &http.Transport{DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	r, err := do(t, nil, client, http.MethodPost, s.URL()+"/batch/", batch(t, ev(uuidA, "e")), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusMovedPermanently, r.status)
+	require.Equal(t, "https://elsewhere.example/batch/", r.header.Get("Location"))
+	require.Empty(t, s.Events())
+}

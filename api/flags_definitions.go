@@ -1,0 +1,56 @@
+package api
+
+// The definitions endpoints (/flags/definitions and the older
+// /api/feature_flag/local_evaluation) for SDKs that evaluate locally.
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strings"
+)
+
+// handleDefinitions serves the cached definitions to SDKs that evaluate
+// locally, so a VM needs one poller (this agent), and SDKs start offline too.
+func (h *Handler) handleDefinitions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeText(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+" (use GET)")
+		return
+	}
+	auth := r.Header.Get("Authorization")
+	if !strings.HasPrefix(auth, "Bearer ") || strings.TrimSpace(strings.TrimPrefix(auth, "Bearer ")) == "" {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"type": "authentication_error", "code": "no_authentication",
+			"detail": "send Authorization: Bearer <personal or project secret key>, as PostHog requires"})
+		return
+	}
+	if h.deps.Flags == nil {
+		writeText(w, http.StatusServiceUnavailable, "feature flags are not enabled on this agent")
+		return
+	}
+	if h.deps.Flags.Status().QuotaLimited {
+		writeJSON(w, http.StatusPaymentRequired, map[string]string{"type": "quota_limited", "detail": "PostHog reports the feature flags quota is exceeded"})
+		return
+	}
+	raw, etag, ok := h.deps.Flags.Definitions()
+	if !ok {
+		writeText(w, http.StatusServiceUnavailable, "no flag definitions cached yet (set [posthog] personal_api_key so the agent can fetch them)")
+		return
+	}
+	if etag == "" {
+		// PostHog sent no ETag: derive one from the body, so SDKs polling the
+		// agent still get 304s while it does not change.
+		sum := fnv.New64a()
+		_, _ = sum.Write(raw)
+		etag = fmt.Sprintf(`"hr-%x"`, sum.Sum64())
+	}
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(raw)
+	}
+}
