@@ -17,7 +17,6 @@ package flags
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/retry"
 )
 
 // CacheFile is the name of the definitions cache inside Options.Dir.
@@ -44,9 +44,6 @@ const (
 	// maxBackoff caps the wait after repeated failures. A larger poll
 	// interval is never shortened by it.
 	maxBackoff = 5 * time.Minute
-	// maxRetryAfter bounds how long a server's Retry-After can park polling,
-	// so a bogus header cannot silence the agent for a day.
-	maxRetryAfter = 30 * time.Minute
 	// remoteCooldown: after a transport failure on /flags, further remote
 	// calls fail fast for this long instead of each waiting out the 3s
 	// timeout, which matters right after a boot with no network.
@@ -213,7 +210,7 @@ func defaultClient() *http.Client {
 // jitter10 spreads waits by ±10% so many agents rebooted together (a fleet
 // restart, a region outage) do not poll PostHog in lockstep.
 func jitter10(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+	return retry.Jitter(d, 0.1)
 }
 
 // SetPollInterval changes the interval for the next wait (live config reload).
