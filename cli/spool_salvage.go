@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,14 +13,31 @@ import (
 // salvageChunkBytes bounds one import request to the live agent.
 const salvageChunkBytes = 8 << 20
 
-// runSpoolSalvage reads every intact record of a damaged spool file (one
-// bbolt cannot open, e.g. a spool.db.corrupt-* the agent moved aside) and
-// re-queues it: into the running agent over its socket, or into the stopped
-// agent's spool file.
-func runSpoolSalvage(e env, args []string) error {
-	fs := newFlagSet(e, "spool salvage")
-	st := spoolTarget{target: addTarget(fs), file: fs.String("file", "", "re-queue into this spool file directly (agent stopped) instead of the configured one")}
-	rest, err := parse(fs, args)
+// spoolSalvageCmd re-queues every intact record of a damaged spool file.
+type spoolSalvageCmd struct{ env }
+
+func (c *spoolSalvageCmd) Usage() string {
+	return `usage: hogrelay spool salvage [flags] FILE
+
+Read every intact event of a damaged spool file (one bbolt cannot open, such
+as the spool.db.corrupt-* the agent moves aside) and re-queue it: into the
+running agent over its socket, or, when no agent answers (or with --file),
+into the stopped agent's spool file. Dead letters stay dead letters; records
+whose checksum does not match are counted and left out. FILE is only read.
+The agent already does this once by itself when it moves a file aside.`
+}
+
+// salvageResult is what the command prints.
+type salvageResult struct {
+	spool.SalvageReport
+	spool.ImportResult
+	Live bool `json:"live"`
+}
+
+func (c *spoolSalvageCmd) Run(ctx context.Context, args []string) error {
+	fs := newFlagSet("spool salvage")
+	st := addSpoolTarget(c.env, fs)
+	rest, err := parse(c.env, fs, c.Usage(), args)
 	if err != nil {
 		return err
 	}
@@ -28,18 +45,14 @@ func runSpoolSalvage(e env, args []string) error {
 		return errors.New("spool salvage needs the damaged file: hogrelay spool salvage FILE (e.g. /var/lib/hogrelay/spool.db.corrupt-…)")
 	}
 	src := rest[0]
-	out := struct {
-		spool.SalvageReport
-		spool.ImportResult
-		Live bool `json:"live"`
-	}{}
-	if c, live := st.live(); live {
+	var out salvageResult
+	if cl, live := st.live(ctx); live {
 		out.Live = true
 		var batch []spool.Record
 		size := 0
 		send := func() error {
 			var res spool.ImportResult
-			if err := c.Do(ctxNoDeadline(), http.MethodPost, "/hogrelay/v1/spool/import", spool.EncodeRecords(batch), &res); err != nil {
+			if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/spool/import", spool.EncodeRecords(batch), &res); err != nil {
 				return fmt.Errorf("re-queue into the running agent (%d events already re-queued): %w", out.ImportResult.PendingEvents, err)
 			}
 			out.ImportResult.PendingEvents += res.PendingEvents
@@ -58,31 +71,22 @@ func runSpoolSalvage(e env, args []string) error {
 			err = send()
 		}
 	} else {
-		s, oerr := st.open(false)
-		if oerr != nil {
-			return oerr
-		}
-		if same(s.Path(), src) {
-			_ = s.Close()
-			return fmt.Errorf("spool salvage: %s is the spool itself; name the damaged file", src)
-		}
-		out.SalvageReport, out.ImportResult, err = s.SalvageFrom(src)
-		if cerr := s.Close(); err == nil {
-			err = cerr
-		}
+		err = st.withFile(false, func(s *spool.Spool) error {
+			if samePath(s.Path(), src) {
+				return fmt.Errorf("spool salvage: %s is the spool itself; name the damaged file", src)
+			}
+			var err error
+			out.SalvageReport, out.ImportResult, err = s.SalvageFrom(src)
+			return err
+		})
 	}
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(e.stdout, string(b))
-	return err
+	return printJSON(c.stdout, out)
 }
 
-func same(a, b string) bool {
+func samePath(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
 	return err1 == nil && err2 == nil && aa == bb

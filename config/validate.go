@@ -192,5 +192,10 @@ func (c Config) Warnings() []string {
 			w = append(w, fmt.Sprintf("[posthog] host: %q is plain http to another machine: events and keys cross the network unencrypted, and a redirect to https (which hogrelay never follows) stops delivery; use https://", c.PostHog.Host))
 		}
 	}
+	if c.PostHog.APIKey == "" {
+		w = append(w, "[posthog] api_key is empty (and $"+EnvAPIKey+" is not set): every producer must send its "+
+			"project token itself (api_key or token in the body, as PostHog's SDKs do; hogrelay capture --token); "+
+			"events without one are refused with 401")
+	}
 	return w
 }
