@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -37,12 +36,9 @@ type salvageResult struct {
 func (c *spoolSalvageCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool salvage")
 	st := addSpoolTarget(c.env, fs)
-	rest, err := parse(c.env, fs, c.Usage(), args)
+	rest, err := parse(c.env, fs, c.Usage(), args, "FILE (the damaged spool file, e.g. /var/lib/hogrelay/spool.db.corrupt-…)")
 	if err != nil {
 		return err
-	}
-	if len(rest) != 1 {
-		return errors.New("spool salvage needs the damaged file: hogrelay spool salvage FILE (e.g. /var/lib/hogrelay/spool.db.corrupt-…)")
 	}
 	src := rest[0]
 	var out salvageResult
