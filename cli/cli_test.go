@@ -123,6 +123,9 @@ func TestAnUnexpectedArgumentIsAnError(t *testing.T) {
 		if l.path[0] == "flags" && (l.path[1] == "get" || l.path[1] == "enabled") {
 			args = append(args, "some-flag")
 		}
+		if l.path[0] == "spool" && l.path[1] == "salvage" {
+			args = append(args, "spool.db.corrupt-x")
+		}
 		args = append(args, "stray")
 		t.Run(strings.Join(l.path, " "), func(t *testing.T) {
 			_, errOut, code := runCLI(t, nil, args...)
