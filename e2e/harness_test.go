@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +69,27 @@ type agentProc struct {
 	up      *fakeposthog.Server
 	logs    *testlog.Buffer
 	http    *http.Client
+	// cmd is the current run (also Process.Cmd; set by start).
+	cmd *exec.Cmd
+	// admin talks to the admin socket (admin.sock next to socket), where
+	// do sends the admin calls (see adminPath).
+	adminSocket string
+	admin       *http.Client
+}
+
+// unixClient is an HTTP client that dials one unix socket.
+func unixClient(socket string) *http.Client { return testagent.UnixClient(socket) }
+
+// adminPath is true for the /hogrelay/v1/ calls the agent serves on its
+// admin socket only (everything but status, spool stats, flags list and
+// evaluate), so tests that administer reach the right socket.
+func adminPath(path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	switch path {
+	case "/hogrelay/v1/status", "/hogrelay/v1/spool/stats", "/hogrelay/v1/flags", "/hogrelay/v1/flags/evaluate":
+		return false
+	}
+	return strings.HasPrefix(path, "/hogrelay/")
 }
 
 func newUpstream(t *testing.T) *fakeposthog.Server {
@@ -103,6 +126,8 @@ func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agen
 	a.cfgPath = writeConfig(t, dir, socket, up.URL(), overrides...)
 	a.Process = testagent.NewProcess(t, binary, a.cfgPath, socket)
 	a.logs, a.http = a.Logs, a.HTTP
+	a.adminSocket = filepath.Join(dir, "admin.sock")
+	a.admin = unixClient(a.adminSocket)
 	a.start()
 	return a
 }
@@ -113,6 +138,7 @@ func tail(s string, n int) string { return testagent.Tail(s, n) }
 func (a *agentProc) start() {
 	a.t.Helper()
 	require.NoError(a.t, a.Process.Start(), "agent did not become ready")
+	a.cmd = a.Cmd
 }
 
 // kill9 kills the agent without warning.
@@ -133,15 +159,31 @@ type answer struct {
 	header http.Header
 }
 
+// do sends one request: admin calls to the admin socket, the rest to the
+// producer socket.
 func (a *agentProc) do(method, path string, body []byte, header map[string]string) answer {
 	a.t.Helper()
-	req, err := http.NewRequest(method, "http://hogrelay"+path, bytes.NewReader(body))
-	require.NoError(a.t, err)
+	c := a.http
+	if adminPath(path) {
+		c = a.admin
+	}
+	return doWith(a.t, c, "http://hogrelay", method, path, body, header)
+}
+
+// doWith sends one request with client c to base+path.
+func doWith(t *testing.T, c *http.Client, base, method, path string, body []byte, header map[string]string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	require.NoError(t, err)
 	for k, v := range header {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
-	resp, err := a.http.Do(req)
-	require.NoError(a.t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{status: resp.StatusCode, body: string(b), header: resp.Header}
