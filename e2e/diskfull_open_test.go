@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testagent"
 )
 
 // fill writes to path until the filesystem is full.
@@ -35,27 +35,8 @@ func fill(t *testing.T, path string) {
 // /healthz, ready or not.
 func (a *agentProc) startUnready() {
 	a.t.Helper()
-	a.cmd = exec.Command(binary, "serve", "--config", a.cfgPath)
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	require.NoError(a.t, a.cmd.Start())
-	a.exited = make(chan error, 1)
-	cmd := a.cmd
-	go func() { a.exited <- cmd.Wait() }()
-	require.Eventually(a.t, func() bool {
-		select {
-		case err := <-a.exited:
-			a.exited <- err
-			return true
-		default:
-		}
-		resp, err := a.http.Get("http://hogrelay/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	}, 20*time.Second, 20*time.Millisecond, "agent did not answer /healthz")
-	require.Nil(a.t, a.cmd.ProcessState, "agent exited at start:\n%s", a.logs.String())
+	require.NoError(a.t, a.Process.StartUnready(), "agent did not answer /healthz")
+	a.cmd = a.Cmd
 }
 
 func (a *agentProc) readyz() (int, string) {
@@ -79,21 +60,11 @@ func TestDiskFullAtStartKeepsTheSpoolAndWaitsForRoom(t *testing.T) {
 		up := newUpstream(t)
 		filler := filepath.Join(disk, "filler")
 		fill(t, filler)
-		dir, err := os.MkdirTemp("", "hr")
-		require.NoError(t, err)
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up, logs: &syncBuffer{}}
+		dir := testagent.Dir(t)
+		a := &agentProc{t: t, dir: dir, socket: testagent.Socket(dir), up: up}
 		a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), fmt.Sprintf("data_dir = %q", disk))
-		a.http = unixClient(a.socket)
-		t.Cleanup(func() {
-			if a.cmd != nil && a.cmd.ProcessState == nil {
-				_ = a.cmd.Process.Kill()
-				<-a.exited
-			}
-			if t.Failed() {
-				t.Logf("agent logs:\n%s", tail(a.logs.String(), 60))
-			}
-		})
+		a.Process = testagent.NewProcess(t, binary, a.cfgPath, a.socket)
+		a.logs, a.http = a.Logs, a.HTTP
 		a.startUnready()
 		require.Eventually(t, func() bool {
 			code, body := a.readyz()
@@ -105,7 +76,7 @@ func TestDiskFullAtStartKeepsTheSpoolAndWaitsForRoom(t *testing.T) {
 		require.NotEmpty(t, ans.header.Get("Retry-After"))
 		require.Contains(t, ans.body, "no space left on device")
 		time.Sleep(time.Second)
-		require.Nil(t, a.cmd.ProcessState, "still up, waiting for room")
+		require.True(t, a.Running(), "still up, waiting for room")
 		aside, _ := filepath.Glob(filepath.Join(disk, "spool.db.corrupt-*"))
 		require.Empty(t, aside, "a full disk is not damage")
 
@@ -130,7 +101,7 @@ func TestDiskFullAtStartKeepsTheSpoolAndWaitsForRoom(t *testing.T) {
 
 		a.startUnready()
 		time.Sleep(time.Second)
-		require.Nil(t, a.cmd.ProcessState, "still up")
+		require.True(t, a.Running(), "still up")
 		_, err := os.Stat(spoolPath)
 		require.NoError(t, err, "the spool keeps its name")
 		aside, _ := filepath.Glob(spoolPath + ".corrupt-*")
