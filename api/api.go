@@ -82,6 +82,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/requeue", h.handleDeadLetterRequeue)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/drop", h.handleDeadLetterDrop)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/compact", h.handleCompact)
+	h.mux.HandleFunc("POST /hogrelay/v1/spool/import", h.handleSpoolImport)
 	h.mux.HandleFunc("POST /hogrelay/v1/forwarder/retry", h.handleRetryNow)
 	h.flagRoutes()
 	h.mux.HandleFunc("/", h.handleUnknown)
@@ -102,6 +103,12 @@ func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {
 	if h.deps.Ready != nil && !h.deps.Ready() {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
+	}
+	if h.deps.Spool != nil {
+		if err := h.deps.Spool.Health(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
 	}
 	writeText(w, 200, "ready")
 }
