@@ -14,6 +14,8 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
+	// browserRefused counts TCP requests refused as browser-originated.
+	browserRefused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -27,6 +29,10 @@ func newMetrics() *metrics {
 			Name: name("captured_events_total"),
 			Help: "Events stored in the spool (acknowledged to producers), by endpoint.",
 		}, []string{"endpoint"}),
+		browserRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: name("browser_requests_refused_total"),
+			Help: "Requests on the TCP listener refused because a web page could have sent them (Host not loopback, Origin not allowed).",
+		}),
 	}
 }
 
@@ -36,11 +42,13 @@ func (h *Handler) Collector() prometheus.Collector { return h.metrics }
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.events.Describe(ch)
+	m.browserRefused.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.events.Collect(ch)
+	m.browserRefused.Collect(ch)
 }
 
 func (m *metrics) ingested(endpoint string, code, events int) {
