@@ -12,10 +12,20 @@ type metrics struct {
 	retries      prometheus.Counter
 	deadLettered prometheus.Counter
 	batchEvents  *prometheus.CounterVec
+	inFlight     prometheus.Gauge
+	limit        prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, l *limiter) *metrics {
 	m := &metrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hogrelay_forward_requests_in_flight",
+			Help: "/batch/ requests to PostHog waiting for their answer now.",
+		}),
+		limit: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hogrelay_forward_concurrency_limit",
+			Help: "The adaptive limit on /batch/ requests in flight (below 1: one request, paced); at most [forwarder] max_in_flight.",
+		}, func() float64 { _, limit, _ := l.snapshot(); return limit }),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hogrelay_forward_request_duration_seconds",
 			Help:    "Time of each /batch/ request to PostHog, by HTTP status (network_error when there was none).",
@@ -39,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"status"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.events, m.retries, m.deadLettered, m.batchEvents)
+		reg.MustRegister(m.requests, m.events, m.retries, m.deadLettered, m.batchEvents, m.inFlight, m.limit)
 	}
 	return m
 }
