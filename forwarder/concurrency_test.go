@@ -227,7 +227,11 @@ func TestProbingStaysBoundedAndSmallThroughALongOutage(t *testing.T) {
 			return 503, ""
 		}
 		return 200, ""
-	}, func(o *Options) { o.BatchMaxEvents = 10; o.BackoffInitial = time.Second; o.BackoffMax = 5 * time.Second })
+	}, func(o *Options) {
+		o.BatchMaxEvents = 10
+		o.BackoffInitial = time.Second
+		o.BackoffMax = 5 * time.Second
+	})
 	want := h.appendRecords(t, 8, 10)
 	h.start(t, 4)
 	// An hour of simulated outage.
