@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,15 +11,27 @@ import (
 	"github.com/hogrelay/hogrelay/agent"
 )
 
-func runStatus(e env, args []string) error {
-	fs := newFlagSet(e, "status")
-	t := addTarget(fs)
+// statusCmd shows what the agent is doing.
+type statusCmd struct{ env }
+
+func (c *statusCmd) Usage() string {
+	return `usage: hogrelay status [--json] [flags]
+
+Show what the running agent is doing: its listeners, spool depth and oldest
+event, dead letters, the forwarder's state and last error, and the flag
+cache.`
+}
+
+func (c *statusCmd) Run(ctx context.Context, args []string) error {
+	e := c.env
+	fs := newFlagSet("status")
+	t := addTarget(e, fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(e, fs, c.Usage(), args); err != nil {
 		return err
 	}
 	var raw json.RawMessage
-	if err := t.call(http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
+	if err := t.call(ctx, http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -50,6 +63,15 @@ func runStatus(e env, args []string) error {
 		state += " until " + f.Until.Local().Format(time.TimeOnly)
 	}
 	row("forwarder", "%s", state)
+	row("in flight", "%d requests (limit %.2g of max_in_flight %d)", f.InFlight, f.Limit, f.MaxInFlight)
+	drain := fmt.Sprintf("%.0f events/s over the last minute", f.DrainRate)
+	if f.EmptyIn > 0 {
+		drain += ", backlog empty in about " + (time.Duration(f.EmptyIn) * time.Second).String()
+	}
+	row("drain", "%s", drain)
+	if f.RefusingAll {
+		row("UPSTREAM", "PostHog refuses every event; they are kept (see last error)")
+	}
 	row("forwarded", "%d events in %d batches since start (%d retries)", f.EventsForwarded, f.Batches, f.Retries)
 	if !f.LastSuccess.IsZero() {
 		row("last success", "%s", f.LastSuccess.Local().Format(time.RFC3339))

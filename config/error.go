@@ -45,16 +45,13 @@ func displayKey(path []string) string {
 	return "[" + path[0] + "] " + strings.Join(path[1:], ".")
 }
 
-// topLevelKeys are the keys outside any [section] (data_dir): the fields of
-// Config that are not a section struct.
+// topLevelKeys are the keys outside any [section] (data_dir).
 var topLevelKeys = func() map[string]struct{} {
 	keys := map[string]struct{}{}
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if tag := f.Tag.Get("toml"); tag != "" && tag != "-" && f.Type.Kind() != reflect.Struct {
-			keys[tag] = struct{}{}
+	eachKey(func(ch Change, _ func(*Config) reflect.Value) {
+		if ch.Section == "" {
+			keys[ch.Key] = struct{}{}
 		}
-	}
+	})
 	return keys
 }()

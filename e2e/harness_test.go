@@ -40,11 +40,17 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "hogrelay")
-	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/hogrelay")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hogrelay failed:", err)
-		os.Exit(1)
+	if b := os.Getenv("HOGRELAY_E2E_BINARY"); b != "" {
+		// Run the tests against another build (e.g. the old code, to see a
+		// new test fail before its fix).
+		binary = b
+	} else {
+		build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/hogrelay")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building hogrelay failed:", err)
+			os.Exit(1)
+		}
 	}
 	// The binary is built with -race, whose exit pauses a second by default;
 	// every CLI call would pay it.
@@ -69,6 +75,30 @@ type agentProc struct {
 	logs    *syncBuffer
 	exited  chan error
 	http    *http.Client
+	// admin talks to the admin socket (admin.sock next to socket), where
+	// do sends the admin calls (see adminPath).
+	adminSocket string
+	admin       *http.Client
+}
+
+// unixClient is an HTTP client that dials one unix socket.
+func unixClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}, Timeout: 30 * time.Second}
+}
+
+// adminPath is true for the /hogrelay/v1/ calls the agent serves on its
+// admin socket only (everything but status, spool stats, flags list and
+// evaluate), so tests that administer reach the right socket.
+func adminPath(path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	switch path {
+	case "/hogrelay/v1/status", "/hogrelay/v1/spool/stats", "/hogrelay/v1/flags", "/hogrelay/v1/flags/evaluate":
+		return false
+	}
+	return strings.HasPrefix(path, "/hogrelay/")
 }
 
 type syncBuffer struct {
@@ -149,10 +179,9 @@ func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agen
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up}
 	a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), overrides...)
-	a.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", a.socket)
-	}}, Timeout: 30 * time.Second}
+	a.http = unixClient(a.socket)
+	a.adminSocket = filepath.Join(dir, "admin.sock")
+	a.admin = unixClient(a.adminSocket)
 	a.logs = &syncBuffer{}
 	a.start()
 	t.Cleanup(func() {
@@ -226,15 +255,31 @@ type answer struct {
 	header http.Header
 }
 
+// do sends one request: admin calls to the admin socket, the rest to the
+// producer socket.
 func (a *agentProc) do(method, path string, body []byte, header map[string]string) answer {
 	a.t.Helper()
-	req, err := http.NewRequest(method, "http://hogrelay"+path, bytes.NewReader(body))
-	require.NoError(a.t, err)
+	c := a.http
+	if adminPath(path) {
+		c = a.admin
+	}
+	return doWith(a.t, c, "http://hogrelay", method, path, body, header)
+}
+
+// doWith sends one request with client c to base+path.
+func doWith(t *testing.T, c *http.Client, base, method, path string, body []byte, header map[string]string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	require.NoError(t, err)
 	for k, v := range header {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
-	resp, err := a.http.Do(req)
-	require.NoError(a.t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{status: resp.StatusCode, body: string(b), header: resp.Header}

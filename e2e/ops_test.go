@@ -423,7 +423,8 @@ func TestOpsHealthAndReadinessOnSocketAndTCP(t *testing.T) {
 		{"socket", "/readyz", 200, "ready"},
 		{"tcp", "/healthz", 200, "ok"},
 		{"tcp", "/readyz", 200, "ready"},
-		{"tcp", "/metrics", 200, "hogrelay_spool_events"},
+		{"socket", "/metrics", 200, "hogrelay_spool_events"},
+		{"tcp", "/metrics", 403, "not served on the TCP listener"},
 	}
 	for _, c := range cases {
 		t.Run(c.listener+c.path, func(t *testing.T) {
@@ -725,6 +726,7 @@ func TestOpsSpoolFileToolsRefuseWhileTheAgentRunsWithoutSocket(t *testing.T) {
 	a := startAgent(t, up)
 	a.opsSend("locked", 5, nil)
 	require.NoError(t, os.Remove(a.socket))
+	require.NoError(t, os.Remove(a.adminSocket)) // admin commands use this one
 
 	for _, args := range [][]string{
 		{"spool", "stats"},
