@@ -29,7 +29,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/internal/retry"
@@ -53,8 +52,6 @@ type Options struct {
 	UserAgent    string
 	HTTPClient   *http.Client
 	Logger       zerolog.Logger
-	// Registerer receives the forwarder's metrics (nil: not registered).
-	Registerer prometheus.Registerer
 }
 
 // DefaultMaxInFlight is max_in_flight's default. Measured (README,
@@ -176,14 +173,14 @@ func New(sp *spool.Spool, o Options) *Forwarder {
 	}
 	f.gate = newGate(o.policy(), f.clk)
 	f.limiter = newLimiter(o.MaxInFlight, f.clk)
-	f.metrics = newMetrics(o.Registerer, f.limiter)
+	f.metrics = newMetrics()
 	return f
 }
 
 // SetOptions applies new tuning (SIGHUP). Host and client stay as they were.
 func (f *Forwarder) SetOptions(o Options) {
 	f.optMu.Lock()
-	o.Host, o.HTTPClient, o.Logger, o.Registerer = f.opts.Host, f.opts.HTTPClient, f.opts.Logger, f.opts.Registerer
+	o.Host, o.HTTPClient, o.Logger = f.opts.Host, f.opts.HTTPClient, f.opts.Logger
 	if o.MaxInFlight < 1 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}

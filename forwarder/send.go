@@ -87,11 +87,9 @@ func (f *Forwarder) send(ctx context.Context, o Options, body []byte, n int) res
 	if o.UserAgent != "" {
 		req.Header.Set("User-Agent", o.UserAgent)
 	}
-	f.metrics.inFlight.Inc()
 	start := time.Now()
 	resp, err := f.client.Do(req)
 	took := time.Since(start)
-	f.metrics.inFlight.Dec()
 	if err != nil {
 		r := result{message: redactURL(err.Error())}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
