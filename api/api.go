@@ -32,6 +32,9 @@ type Deps struct {
 	Logger   zerolog.Logger
 	// Ready reports whether the agent is ready to take events (/readyz).
 	Ready func() bool
+	// Called builds the $feature_flag_called events of the CLI's flag
+	// questions; nil = one with defaults.
+	Called *flags.CalledEvents
 }
 
 // Handler is an http.Handler; create it with New.
@@ -51,7 +54,10 @@ func New(d Deps, opts capture.Options) *Handler {
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(d.Registry, d.Spool),
-		called:  flags.NewCalledEvents(50_000),
+		called:  d.Called,
+	}
+	if h.called == nil {
+		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
 	h.ingest.Store(&opts)
 	h.routes()

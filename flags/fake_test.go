@@ -192,6 +192,8 @@ type harness struct {
 	dir   string
 }
 
+var openByDir sync.Map // dir -> *Service
+
 // newService builds a Service against host with a manual clock, no jitter,
 // and debug logs captured. mod adjusts the Options first.
 func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
@@ -203,14 +205,22 @@ func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 		PersonalAPIKey: testKey,
 		PollInterval:   10 * time.Second,
 		Dir:            dir,
+		GeoIPDisable:   true,
 		Logger:         zerolog.New(logs).Level(zerolog.DebugLevel),
 	}
 	if mod != nil {
 		mod(&o)
 	}
 	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	// A new service on a directory in use is a restart: the old one stops
+	// first, as an agent's does, and lets go of the answer cache.
+	if prev, ok := openByDir.Load(dir); ok {
+		_ = prev.(*Service).Close()
+	}
 	s, err := New(o)
 	require.NoError(t, err)
+	openByDir.Store(dir, s)
+	t.Cleanup(func() { _ = s.Close() })
 	s.now = c.now
 	s.jitter = func(d time.Duration) time.Duration { return d }
 	return harness{svc: s, logs: logs, clock: c, dir: dir}
