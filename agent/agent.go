@@ -8,11 +8,7 @@
 package agent
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -26,8 +22,6 @@ import (
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/forwarder"
-	"github.com/hogrelay/hogrelay/logging"
-	"github.com/hogrelay/hogrelay/sdnotify"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -127,168 +121,10 @@ func (a *Agent) isReady() bool {
 	return a.ready
 }
 
-// Run serves until ctx is done, then shuts down in order. It returns the
-// first fatal error, or nil after a clean shutdown.
-func (a *Agent) Run(ctx context.Context) error {
-	cfg := a.config()
-	fwdCtx, stopForwarder := context.WithCancel(context.Background())
-	flagsCtx, stopFlags := context.WithCancel(context.Background())
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); _ = a.forwarder.Run(fwdCtx) }()
-	go func() { defer bg.Done(); a.flags.Run(flagsCtx) }()
-
-	servers := make([]*http.Server, len(a.listeners))
-	serveErr := make(chan error, len(a.listeners))
-	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
-		servers[i] = srv
-		go func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- fmt.Errorf("listener %s: %w", a.addrs[i], err)
-			}
-		}()
-	}
-	a.mu.Lock()
-	a.ready = true
-	a.mu.Unlock()
-	st, _ := a.spool.Stats()
-	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
-		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
-	for _, w := range cfg.Warnings() {
-		a.log.Warn().Msg(w)
-	}
-	if cfg.PostHog.APIKey == "" {
-		a.log.Warn().Msg("[posthog] api_key is not set: events that carry no project token will be refused with 401")
-	}
-	if cfg.PostHog.PersonalAPIKey == "" {
-		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
-	}
-	if err := sdnotify.Ready(); err != nil {
-		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
-	}
-	watchdogDone := a.watchdog(ctx)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-serveErr:
-		a.log.Error().Err(runErr).Msg("a listener failed; shutting down")
-	}
-
-	// One shutdown path from here on.
-	_ = sdnotify.Stopping()
-	a.mu.Lock()
-	a.ready = false
-	a.mu.Unlock()
-	a.log.Info().Msg("shutting down: no new connections; finishing in-flight requests")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	for _, srv := range servers {
-		_ = srv.Shutdown(shutCtx) // waits for handlers, i.e. for their spool commits
-	}
-	cancel()
-	a.removeSocket()
-
-	flushFor := cfg.Forwarder.ShutdownTimeout.D()
-	drainCtx, cancel := context.WithTimeout(context.Background(), flushFor)
-	a.forwarder.Drain(drainCtx)
-	cancel()
-	stopForwarder()
-	stopFlags()
-	bg.Wait()
-	<-watchdogDone
-	st, _ = a.spool.Stats()
-	if err := a.spool.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
-	a.log.Info().Int64("events_left_in_spool", st.PendingEvents).Msg("hogrelay stopped; unsent events stay in the spool for the next start")
-	return runErr
-}
-
-// watchdog pings systemd at half its interval while the agent is healthy:
-// the spool answers and the forwarder loop is alive.
-func (a *Agent) watchdog(ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
-	interval, ok := sdnotify.WatchdogInterval()
-	if !ok {
-		close(done)
-		return done
-	}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := a.spool.Stats(); err != nil || a.forwarder.Status().State == forwarder.StateStopped {
-					a.log.Error().Err(err).Msg("unhealthy: not pinging the systemd watchdog")
-					continue
-				}
-				_ = sdnotify.Watchdog()
-			}
-		}
-	}()
-	return done
-}
-
 func (a *Agent) config() config.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg
-}
-
-// Reload applies what can change live and says what needs a restart. The
-// agent's config afterwards is the running one: the new live values, the old
-// values of everything that needs a restart (so status and the next reload
-// describe what actually runs).
-func (a *Agent) Reload(next config.Config) {
-	_ = sdnotify.Reloading()
-	defer func() { _ = sdnotify.Ready() }()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	prev := a.cfg
-	run := next // becomes the running config
-	var applied, restart []string
-	keep := func(name string, changed bool, restore func()) {
-		if changed {
-			restart = append(restart, name)
-			restore()
-		}
-	}
-	keep("data_dir", next.DataDir != prev.DataDir, func() { run.DataDir = prev.DataDir })
-	keep("[posthog]", next.PostHog != prev.PostHog, func() { run.PostHog = prev.PostHog })
-	keep("[listen]", next.Listen != prev.Listen, func() { run.Listen = prev.Listen })
-	keep("[log] format", next.Log.Format != prev.Log.Format, func() { run.Log.Format = prev.Log.Format })
-	keep("[spool] max_bytes/when_full", next.Spool.MaxBytes != prev.Spool.MaxBytes || next.Spool.WhenFull != prev.Spool.WhenFull,
-		func() { run.Spool.MaxBytes, run.Spool.WhenFull = prev.Spool.MaxBytes, prev.Spool.WhenFull })
-	keep("[flags] only_evaluate_locally", next.Flags.OnlyEvaluateLocally != prev.Flags.OnlyEvaluateLocally,
-		func() { run.Flags.OnlyEvaluateLocally = prev.Flags.OnlyEvaluateLocally })
-
-	if run.Log.Level != prev.Log.Level {
-		if err := logging.SetLevel(run.Log.Level); err == nil {
-			applied = append(applied, "[log] level")
-		}
-	}
-	if run.Forwarder != prev.Forwarder || run.Spool.CompactAbove != prev.Spool.CompactAbove {
-		a.forwarder.SetOptions(forwarderOptions(run, a.version))
-		applied = append(applied, "[forwarder]")
-	}
-	if run.Flags.PollInterval != prev.Flags.PollInterval {
-		a.flags.SetPollInterval(run.Flags.PollInterval.D())
-		applied = append(applied, "[flags] poll_interval")
-	}
-	if fmt.Sprint(run.Ingest) != fmt.Sprint(prev.Ingest) {
-		a.handler.SetIngestOptions(a.ingestOptions(run))
-		applied = append(applied, "[ingest]")
-	}
-	a.cfg = run
-	// Logged without a level so a reload that raises the level to warn or
-	// error still reports itself.
-	a.log.Log().Str("severity", "info").Strs("applied", applied).Strs("needs_restart", restart).
-		Str("config", next.Path).Msg("configuration reloaded")
 }
 
 // Status is the document behind `hogrelay status`.

@@ -11,8 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/hogrelay/hogrelay/config"
 )
 
 var fuzzPaths = []string{"/batch/", "/e/", "/i/v0/e", "/capture/", "/track", "/engage/"}
@@ -86,7 +84,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		if len(b.Events) > 0 {
-			if err := config.CheckToken(b.Token); err != nil {
+			if err := CheckToken(b.Token); err != nil {
 				t.Fatalf("accepted token %q: %v", b.Token, err)
 			}
 		}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/hogrelay/hogrelay/config"
 )
 
 // maxDistinctIDChars is capture-rs's cap; longer ids are cut, not refused.
@@ -116,7 +114,7 @@ func resolveToken(req *request, opt Options) (string, error) {
 	if token == "" {
 		return "", errorf(http.StatusUnauthorized, "no project token: send api_key in the body (or token on each event), or configure [posthog] api_key on the agent")
 	}
-	if err := config.CheckToken(token); err != nil {
+	if err := CheckToken(token); err != nil {
 		return "", errorf(http.StatusUnauthorized, "invalid project token: %v", err)
 	}
 	if len(opt.AllowedTokens) > 0 && !opt.AllowedTokens[token] {

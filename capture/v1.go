@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/hogrelay/hogrelay/config"
 )
 
 // Capture v1 (POST /i/v1/analytics/events) is PostHog's newer capture
@@ -185,7 +183,7 @@ func v1Token(h http.Header, opt Options) (string, error) {
 		return "", v1Errorf(http.StatusBadRequest, "invalid_header_value", "Authorization must use the Bearer scheme")
 	}
 	token := strings.TrimSpace(auth[7:])
-	if err := config.CheckToken(token); err != nil {
+	if err := CheckToken(token); err != nil {
 		return "", v1Errorf(http.StatusUnauthorized, "invalid_api_token", "invalid project token: %v", err)
 	}
 	if len(opt.AllowedTokens) > 0 && !opt.AllowedTokens[token] {

@@ -1,75 +1,102 @@
-// Package cli implements hogrelay's subcommands. serve and dev run the agent;
+// Package cli implements hogrelay's commands. serve and dev run the agent;
 // the others talk to a running agent over its unix socket (or, for spool
 // tools, read the spool file of a stopped agent).
+//
+// Each command is a small type with Run(ctx, args) and Usage() in its own
+// file, registering only the flags it uses (litestream's and bbolt's shape);
+// commands with subcommands (flags, spool, spool dead-letters) are a group
+// that dispatches to them.
 package cli
 
 import (
+	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
+	"os"
 )
 
 // Version is set at build time (-ldflags "-X github.com/hogrelay/hogrelay/cli.Version=…").
 var Version = "dev"
 
-// env carries the process's streams so commands are testable.
+// env carries the process's streams and environment so commands are testable.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	getenv         func(string) string
 }
 
-type command struct {
+// command is one CLI command.
+type command interface {
+	// Run executes the command with the arguments that follow its name.
+	Run(ctx context.Context, args []string) error
+	// Usage is the help text: the usage line (naming positional arguments)
+	// and what the command does. -h prints it followed by the flags.
+	Usage() string
+}
+
+// entry names a command in a list; new builds it for one run.
+type entry struct {
+	name    string
 	summary string
-	run     func(e env, args []string) error
+	new     func(e env) command
 }
 
-func commands() map[string]command {
-	return map[string]command{
-		"serve":          {"run the agent: hogrelay serve --config /etc/hogrelay/config.toml", runServe},
-		"dev":            {"try it: the agent plus a local PostHog stand-in, no account needed", runDev},
-		"check-config":   {"validate a config file and exit", runCheckConfig},
-		"version":        {"print the version", func(e env, _ []string) error { fmt.Fprintln(e.stdout, "hogrelay", Version); return nil }},
-		"capture":        {"send an event: --distinct-id ID --event NAME [--property k=v] [--set k=v] [--set-once k=v] [--group type=key]", runCapture},
-		"identify":       {"identify a person: --distinct-id ID [--set k=v] [--set-once k=v]", runIdentify},
-		"alias":          {"alias two ids: --distinct-id ID --alias OTHER", runAlias},
-		"group-identify": {"set group properties: --type TYPE --key KEY [--property k=v]", runGroupIdentify},
-		"pageview":       {"send a $pageview: --distinct-id ID --url URL", runPageview},
-		"flags":          {"feature flags: get|enabled|all|list|reload", runFlags},
-		"status":         {"show what the agent is doing [--json]", runStatus},
-		"spool":          {"spool tools: stats|export|dead-letters list|requeue|drop|compact", runSpool},
+// commands is the top-level list, in the order the help shows them.
+func commands() []entry {
+	return []entry{
+		{"serve", "run the agent", func(e env) command { return &serveCmd{env: e} }},
+		{"dev", "try it: the agent plus a local PostHog stand-in, no account needed", func(e env) command { return &devCmd{env: e} }},
+		{"check-config", "validate a config file and exit", func(e env) command { return &checkConfigCmd{env: e} }},
+		{"status", "show what the agent is doing", func(e env) command { return &statusCmd{env: e} }},
+		{"capture", "send an event", func(e env) command { return &captureCmd{env: e} }},
+		{"identify", "identify a person", func(e env) command { return &identifyCmd{env: e} }},
+		{"alias", "alias two distinct ids", func(e env) command { return &aliasCmd{env: e} }},
+		{"group-identify", "set a group's properties", func(e env) command { return &groupIdentifyCmd{env: e} }},
+		{"pageview", "send a $pageview", func(e env) command { return &pageviewCmd{env: e} }},
+		{"flags", "feature flags: " + names(flagsCommands()), func(e env) command { return newFlagsGroup(e) }},
+		{"spool", "spool tools: " + names(spoolCommands()), func(e env) command { return newSpoolGroup(e) }},
+		{"version", "print the version", func(e env) command { return &versionCmd{env: e} }},
 	}
 }
 
 // Main runs one command and returns the process exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		return 0
+	return run(context.Background(), env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+func run(ctx context.Context, e env, args []string) int {
+	top := &group{env: e, name: "", summary: "durable PostHog event forwarder and feature-flag cache", subs: commands()}
+	if len(args) > 0 && args[0] == "--version" {
+		args = []string{"version"}
 	}
-	cmd, ok := commands()[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "hogrelay: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return 2
+	if len(args) == 0 {
+		// No command at all is a request for help, not a mistake.
+		args = []string{"help"}
 	}
-	err := cmd.run(e, args[1:])
+	return exitCode(e, top.Run(ctx, args))
+}
+
+// exitCode reports err on stderr and maps it to the process's status.
+func exitCode(e env, err error) int {
 	var ex exitError
+	var ue usageError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelpShown):
 		return 0
 	case errors.As(err, &ex):
 		if ex.msg != "" {
-			fmt.Fprintln(stderr, "hogrelay:", ex.msg)
+			fmt.Fprintln(e.stderr, "hogrelay:", ex.msg)
 		}
 		return ex.code
-	case errors.Is(err, flag.ErrHelp):
-		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(e.stderr, "hogrelay:", ue.msg)
+		if ue.help != "" {
+			fmt.Fprintf(e.stderr, "\n%s", ue.help)
+		}
+		return ue.code
 	default:
-		fmt.Fprintln(stderr, "hogrelay:", err)
+		fmt.Fprintln(e.stderr, "hogrelay:", err)
 		return 1
 	}
 }
@@ -83,47 +110,15 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "hogrelay: durable PostHog event forwarder and feature-flag cache")
-	fmt.Fprintln(w, "\nusage: hogrelay <command> [flags]\n\ncommands:")
-	cmds := commands()
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-15s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintln(w, "\nEvery command takes -h for its flags.")
+// usageError is a command line the command cannot run: the message, and the
+// help to show after it.
+type usageError struct {
+	code int
+	msg  string
+	help string
 }
 
-// newFlagSet makes a flag set that reports errors instead of exiting.
-func newFlagSet(e env, name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("hogrelay "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
+func (e usageError) Error() string { return e.msg }
 
-// parse handles flags given after positional arguments too
-// ("flags get KEY --distinct-id x"), which the flag package alone does not.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
-}
-
-// kvList is a repeatable k=v flag.
-type kvList []string
-
-func (l *kvList) String() string     { return strings.Join(*l, ",") }
-func (l *kvList) Set(v string) error { *l = append(*l, v); return nil }
+// errHelpShown means -h printed the help; the process exits 0.
+var errHelpShown = errors.New("help shown")

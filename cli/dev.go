@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,15 +19,26 @@ const (
 	devPersonalKey = "phx_dev_hogrelay"
 )
 
-// runDev runs the agent against an embedded PostHog stand-in on loopback, in
+// devCmd runs the agent against an embedded PostHog stand-in on loopback, in
 // a temporary data dir, so a newcomer can try everything without an account.
-func runDev(e env, args []string) error {
-	fs := newFlagSet(e, "dev")
+type devCmd struct{ env }
+
+func (c *devCmd) Usage() string {
+	return `usage: hogrelay dev [flags]
+
+Try hogrelay without a PostHog account: run the agent against a local
+PostHog stand-in that accepts batches and serves sample flags, with the
+spool in a temporary directory. Ctrl-C stops everything.`
+}
+
+func (c *devCmd) Run(ctx context.Context, args []string) error {
+	e := c.env
+	fs := newFlagSet("dev")
 	socket := fs.String("socket", "hogrelay.sock", "socket path (relative to the working directory)")
 	httpAddr := fs.String("http", "127.0.0.1:8787", "loopback TCP listener for SDKs (\"\" = none)")
 	dataDir := fs.String("data-dir", "", "keep the spool here (default: a temporary directory removed on exit)")
 	level := fs.String("log-level", "info", "log level (debug shows every batch and retry)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(e, fs, c.Usage(), args); err != nil {
 		return err
 	}
 	sock, err := filepath.Abs(*socket)
@@ -97,7 +109,7 @@ Try it (in another terminal):
 Ctrl-C stops everything.
 
 `, rel, orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
-	return runWithSignals(a, func() (config.Config, error) { return cfg, nil }, func(error) {})
+	return runWithSignals(ctx, a, func() (config.Config, error) { return cfg, nil }, func(error) {})
 }
 
 func mustGetwd() string {

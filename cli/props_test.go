@@ -47,9 +47,9 @@ func TestGroupFlags(t *testing.T) {
 }
 
 func TestFlagsAfterPositionalArguments(t *testing.T) {
-	fs := newFlagSet(env{}, "t")
+	fs := newFlagSet("t")
 	id := fs.String("distinct-id", "", "")
-	pos, err := parse(fs, []string{"my-flag", "--distinct-id", "u1"})
+	pos, err := parse(env{}, fs, "usage: t KEY", []string{"my-flag", "--distinct-id", "u1"}, "KEY")
 	require.NoError(t, err)
 	require.Equal(t, []string{"my-flag"}, pos)
 	require.Equal(t, "u1", *id)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,34 +11,28 @@ import (
 	"github.com/hogrelay/hogrelay/logging"
 )
 
-func runCheckConfig(e env, args []string) error {
-	fs := newFlagSet(e, "check-config")
-	path := fs.String("config", config.DefaultPath, "config file to check")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	for _, w := range cfg.Warnings() {
-		fmt.Fprintln(e.stderr, "warning:", w)
-	}
-	fmt.Fprintf(e.stdout, "configuration file %s is valid\n", *path)
-	return nil
+// serveCmd runs the agent.
+type serveCmd struct{ env }
+
+func (c *serveCmd) Usage() string {
+	return `usage: hogrelay serve [--config FILE]
+
+Run the agent: accept events on the socket, spool them to disk, forward them
+to PostHog, and serve feature flags. SIGTERM or SIGINT stops it cleanly;
+SIGHUP re-reads the config and applies what can change while running.`
 }
 
-func runServe(e env, args []string) error {
-	fs := newFlagSet(e, "serve")
+func (c *serveCmd) Run(ctx context.Context, args []string) error {
+	fs := newFlagSet("serve")
 	path := fs.String("config", config.DefaultPath, "config file")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(e.stderr, cfg.Log.Level, cfg.Log.Format)
+	log, err := logging.New(c.stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
@@ -47,15 +40,15 @@ func runServe(e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runWithSignals(a, func() (config.Config, error) { return config.Load(*path) }, func(err error) {
+	return runWithSignals(ctx, a, func() (config.Config, error) { return config.Load(*path) }, func(err error) {
 		log.Error().Err(err).Msg("configuration reload refused; keeping the running configuration")
 	})
 }
 
 // runWithSignals runs the agent until SIGTERM or SIGINT; SIGHUP re-reads
 // the config with load and applies what can change live.
-func runWithSignals(a *agent.Agent, load func() (config.Config, error), refused func(error)) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+func runWithSignals(ctx context.Context, a *agent.Agent, load func() (config.Config, error), refused func(error)) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -2,65 +2,72 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io/fs"
 
 	"github.com/hogrelay/hogrelay/client"
 	"github.com/hogrelay/hogrelay/config"
 )
 
-// target is how a client command finds the agent: --socket, or the socket
-// named in --config.
+// EnvSocket names the agent's socket for client commands run without
+// --socket or --config (e.g. HOGRELAY_SOCKET=./hogrelay.sock in dev mode).
+const EnvSocket = "HOGRELAY_SOCKET"
+
+// target is how a client command finds the agent: --socket; else the socket
+// named in an explicitly given --config; else $HOGRELAY_SOCKET; else the
+// socket named in the default config file.
 type target struct {
-	socket *string
-	config *string
+	fs     *flag.FlagSet
+	getenv func(string) string
+	socket string
+	config string
 }
 
-func addTarget(fs *flag.FlagSet) *target {
-	return &target{
-		socket: fs.String("socket", "", "agent socket (default: [listen] socket from --config)"),
-		config: fs.String("config", config.DefaultPath, "config file naming the socket and data_dir"),
+func addTarget(e env, fs *flag.FlagSet) *target {
+	t := &target{fs: fs, getenv: e.getenv}
+	fs.StringVar(&t.socket, "socket", "", "agent socket (default: $"+EnvSocket+", else [listen] socket from --config)")
+	fs.StringVar(&t.config, "config", config.DefaultPath, "config file naming the socket and data_dir")
+	return t
+}
+
+// set reports whether the flag was given on the command line.
+func (t *target) set(name string) bool {
+	found := false
+	t.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+func (t *target) envSocket() string {
+	if t.getenv == nil {
+		return ""
 	}
+	return t.getenv(EnvSocket)
 }
 
-// loadConfig reads --config; when the file is absent and --socket was given
-// it is not needed.
+// loadConfig reads --config.
 func (t *target) loadConfig() (config.Config, error) {
-	cfg, err := config.Load(*t.config)
-	if err != nil && *t.socket == "" {
-		if os.IsNotExist(unwrapAll(err)) {
-			return cfg, fmt.Errorf("no --socket given and config %s does not exist (use --socket PATH or --config PATH)", *t.config)
-		}
-		return cfg, err
+	cfg, err := config.Load(t.config)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, fmt.Errorf("no --socket given and config %s does not exist (use --socket PATH, $%s or --config PATH)", t.config, EnvSocket)
 	}
-	return cfg, nil
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		next := u.Unwrap()
-		if next == nil {
-			return err
-		}
-		err = next
-	}
+	return cfg, err
 }
 
 func (t *target) socketPath() (string, error) {
-	if *t.socket != "" {
-		return *t.socket, nil
+	if t.socket != "" {
+		return t.socket, nil
+	}
+	if s := t.envSocket(); s != "" && !t.set("config") {
+		return s, nil
 	}
 	cfg, err := t.loadConfig()
 	if err != nil {
 		return "", err
 	}
 	if cfg.Listen.Socket == "" {
-		return "", fmt.Errorf("config %s has no [listen] socket; use --socket", *t.config)
+		return "", fmt.Errorf("config %s has no [listen] socket; use --socket", t.config)
 	}
 	return cfg.Listen.Socket, nil
 }
@@ -73,20 +80,14 @@ func (t *target) client() (*client.Client, error) {
 	return client.New(p), nil
 }
 
-func callCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), client.Timeout)
-}
-
-func ctxNoDeadline() context.Context { return context.Background() }
-
 // call makes one request to the agent with the default deadline and decodes
 // the JSON answer into out.
-func (t *target) call(method, path string, body, out any) error {
+func (t *target) call(ctx context.Context, method, path string, body, out any) error {
 	c, err := t.client()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := callCtx()
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	return c.Do(ctx, method, path, body, out)
 }

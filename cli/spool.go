@@ -1,38 +1,67 @@
 package cli
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/agent"
-	"github.com/hogrelay/hogrelay/api"
 	"github.com/hogrelay/hogrelay/client"
+	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/spool"
 )
+
+// spoolCommands are the spool tools; each works on the live agent or on a
+// stopped agent's file (spoolTarget).
+func spoolCommands() []entry {
+	return []entry{
+		{"stats", "pending and dead-letter counts and bytes", func(e env) command { return &spoolStatsCmd{env: e} }},
+		{"export", "print every pending (or dead-letter) event as JSON lines", func(e env) command { return &spoolExportCmd{env: e} }},
+		{"dead-letters", "dead letters: " + names(deadLetterCommands()), func(e env) command { return newDeadLettersGroup(e) }},
+		{"compact", "rewrite the spool file to return free pages to the disk", func(e env) command { return &spoolCompactCmd{env: e} }},
+	}
+}
+
+func newSpoolGroup(e env) *group {
+	return &group{env: e, name: "spool", summary: "Spool tools. Each asks the running agent over its socket; when no agent answers\n" +
+		"(or with --file) it works on the spool file directly, which needs the agent stopped.", subs: spoolCommands()}
+}
 
 // spoolTarget runs a spool tool against the live agent when its socket
 // answers, else on the spool file directly (the agent must be stopped: a
 // running agent holds the file's lock and the tool says so).
 type spoolTarget struct {
 	*target
-	file *string
+	file string
+	// asked records that the socket was tried and did not answer, so a
+	// locked file can be explained.
+	asked bool
 }
 
-func (st spoolTarget) live() (*client.Client, bool) {
-	if *st.file != "" {
+func addSpoolTarget(e env, fs *flag.FlagSet) *spoolTarget {
+	st := &spoolTarget{target: addTarget(e, fs)}
+	fs.StringVar(&st.file, "file", "", "work on this spool file directly (the agent must be stopped)")
+	return st
+}
+
+// live returns a client when the agent's socket answers (never with --file).
+func (st *spoolTarget) live(ctx context.Context) (*client.Client, bool) {
+	if st.file != "" {
 		return nil, false
 	}
+	st.asked = true
 	c, err := st.client()
 	if err != nil {
 		return nil, false
 	}
-	ctx, cancel := callCtx()
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	if err := c.Do(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
 		return nil, false
@@ -40,140 +69,67 @@ func (st spoolTarget) live() (*client.Client, bool) {
 	return c, true
 }
 
-func (st spoolTarget) open(readOnly bool) (*spool.Spool, error) {
-	path := *st.file
+// open opens the spool file: --file, else spool.db in the config's
+// data_dir. The bound is the config's max_bytes (the default's when --file
+// is given and no config can be read), so stats show what the agent uses.
+func (st *spoolTarget) open(readOnly bool) (*spool.Spool, error) {
+	path := st.file
+	cfg, err := st.loadConfig()
 	if path == "" {
-		cfg, err := st.loadConfig()
 		if err != nil {
 			return nil, err
 		}
 		path = filepath.Join(cfg.DataDir, agent.SpoolFile)
+	} else if err != nil {
+		cfg = config.Default()
 	}
-	s, err := spool.Open(spool.Options{Path: path, ReadOnly: readOnly, Logger: zerolog.Nop(), MaxBytes: 1 << 62})
+	s, err := spool.Open(spool.Options{Path: path, ReadOnly: readOnly, Logger: zerolog.Nop(), MaxBytes: int64(cfg.Spool.MaxBytes)})
 	if errors.Is(err, spool.ErrLocked) {
-		return nil, fmt.Errorf("%w; the agent's socket did not answer, so it cannot be asked either", err)
+		if st.asked {
+			return nil, fmt.Errorf("%w; the agent's socket did not answer, so it cannot be asked either", err)
+		}
+		return nil, fmt.Errorf("%w; --file works only on a stopped agent's file: stop the agent, or leave out --file to ask the running agent over its socket", err)
 	}
 	return s, err
 }
 
-func runSpool(e env, args []string) error {
-	if len(args) == 0 {
-		return errors.New("spool needs a subcommand: stats | export [--dead-letters] | dead-letters list|requeue|drop | compact")
-	}
-	sub, rest := args[0], args[1:]
-	if sub == "dead-letters" {
-		if len(rest) == 0 {
-			return errors.New("spool dead-letters needs list, requeue or drop")
-		}
-		sub, rest = "dead-letters "+rest[0], rest[1:]
-	}
-	fs := newFlagSet(e, "spool "+sub)
-	st := spoolTarget{target: addTarget(fs), file: fs.String("file", "", "work on this spool file directly (agent stopped)")}
-	deadLetters := fs.Bool("dead-letters", false, "export the dead-letter bucket instead of pending events")
-	if _, err := parse(fs, rest); err != nil {
+// withFile runs fn on the opened spool file and closes it.
+func (st *spoolTarget) withFile(readOnly bool, fn func(*spool.Spool) error) error {
+	s, err := st.open(readOnly)
+	if err != nil {
 		return err
 	}
-	c, live := st.live()
-	ctx, cancel := callCtx()
+	defer s.Close()
+	return fn(s)
+}
+
+// post runs a POST admin call on the live agent and prints its answer.
+func (st *spoolTarget) post(ctx context.Context, c *client.Client, w io.Writer, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
-	printJSON := func(v any) error {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(e.stdout, string(b))
+	var out json.RawMessage
+	if err := c.Do(ctx, http.MethodPost, path, nil, &out); err != nil {
 		return err
 	}
-	withFile := func(readOnly bool, fn func(*spool.Spool) error) error {
-		s, err := st.open(readOnly)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		return fn(s)
+	return printJSON(w, out)
+}
+
+// get runs a GET admin call on the live agent and prints its answer.
+func (st *spoolTarget) get(ctx context.Context, c *client.Client, w io.Writer, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
+	defer cancel()
+	var out json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return err
 	}
-	switch sub {
-	case "stats":
-		if live {
-			var out json.RawMessage
-			if err := c.Do(ctx, http.MethodGet, "/hogrelay/v1/spool/stats", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
-		}
-		return withFile(true, func(s *spool.Spool) error {
-			stats, err := s.Stats()
-			if err != nil {
-				return err
-			}
-			return printJSON(stats)
-		})
-	case "export":
-		if live {
-			path := "/hogrelay/v1/spool/export"
-			if *deadLetters {
-				path += "?dead_letters=1"
-			}
-			// Exports can be large; no overall deadline.
-			return c.Stream(ctxNoDeadline(), path, e.stdout)
-		}
-		which := spool.Pending
-		if *deadLetters {
-			which = spool.DeadLetters
-		}
-		return withFile(true, func(s *spool.Spool) error {
-			_, err := api.WriteExport(bufio.NewWriter(e.stdout), s, which)
-			return err
-		})
-	case "dead-letters list":
-		if live {
-			var out json.RawMessage
-			if err := c.Do(ctx, http.MethodGet, "/hogrelay/v1/spool/dead-letters", nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
-		}
-		return withFile(true, func(s *spool.Spool) error {
-			out, err := api.ListDeadLetters(s, 1000)
-			if err != nil {
-				return err
-			}
-			return printJSON(out)
-		})
-	case "dead-letters requeue", "dead-letters drop", "compact":
-		path := map[string]string{
-			"dead-letters requeue": "/hogrelay/v1/spool/dead-letters/requeue",
-			"dead-letters drop":    "/hogrelay/v1/spool/dead-letters/drop",
-			"compact":              "/hogrelay/v1/spool/compact",
-		}[sub]
-		if live {
-			var out json.RawMessage
-			if err := c.Do(ctx, http.MethodPost, path, nil, &out); err != nil {
-				return err
-			}
-			return printJSON(out)
-		}
-		return withFile(false, func(s *spool.Spool) error {
-			switch sub {
-			case "dead-letters requeue":
-				n, err := s.Requeue()
-				if err != nil {
-					return err
-				}
-				return printJSON(map[string]int64{"requeued": n})
-			case "dead-letters drop":
-				n, err := s.DropDeadLetters()
-				if err != nil {
-					return err
-				}
-				return printJSON(map[string]int64{"dropped": n})
-			}
-			res, err := s.Compact()
-			if err != nil {
-				return err
-			}
-			return printJSON(map[string]any{"before_bytes": res.Before, "after_bytes": res.After, "took_ms": res.Took.Milliseconds()})
-		})
+	return printJSON(w, out)
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("spool: unknown subcommand %q", sub)
+	_, err = fmt.Fprintln(w, string(b))
+	return err
 }

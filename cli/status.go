@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,15 +11,27 @@ import (
 	"github.com/hogrelay/hogrelay/agent"
 )
 
-func runStatus(e env, args []string) error {
-	fs := newFlagSet(e, "status")
-	t := addTarget(fs)
+// statusCmd shows what the agent is doing.
+type statusCmd struct{ env }
+
+func (c *statusCmd) Usage() string {
+	return `usage: hogrelay status [--json] [flags]
+
+Show what the running agent is doing: its listeners, spool depth and oldest
+event, dead letters, the forwarder's state and last error, and the flag
+cache.`
+}
+
+func (c *statusCmd) Run(ctx context.Context, args []string) error {
+	e := c.env
+	fs := newFlagSet("status")
+	t := addTarget(e, fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(e, fs, c.Usage(), args); err != nil {
 		return err
 	}
 	var raw json.RawMessage
-	if err := t.call(http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
+	if err := t.call(ctx, http.MethodGet, "/hogrelay/v1/status", nil, &raw); err != nil {
 		return err
 	}
 	if *asJSON {

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,45 +22,94 @@ func TestExampleFileMatchesDefaults(t *testing.T) {
 	require.Equal(t, want, cfg)
 }
 
+// badConfigs maps each testdata/*.bad.toml to the exact error Load must
+// give for it (Prometheus' expectedErrors): one file per Validate branch and
+// per decoder failure, so a reworded or lost rule shows up here.
+var badConfigs = map[string]string{
+	"unknown_key":                   `unknown key spool.max_byte (see config.example.toml for every key)`,
+	"unknown_section":               `unknown key spoool, spoool.max_bytes (see config.example.toml for every key)`,
+	"wrong_type":                    `line 1: data_dir: incompatible types: TOML value has type int64; destination has type string`,
+	"bad_size":                      `line 2: [spool] max_bytes: "2 gigs" is not a size (use e.g. "2GiB", "512MiB" or a number of bytes)`,
+	"bad_duration":                  `line 2: [forwarder] request_timeout: "soon" is not a duration (use e.g. "30s" or "5m")`,
+	"syntax":                        `line 2: expected '.' or ']' to end table name, but got '\n' instead`,
+	"section_as_value":              `line 1: [forwarder]: type mismatch for config.ForwarderConfig: expected table but found int64`,
+	"negative_size":                 `line 2: [spool] max_bytes: -1 is negative`,
+	"bad_socket_mode_text":          `line 2: [listen] socket_mode: "rw" is not an octal file mode (use e.g. "0660")`,
+	"empty_data_dir":                `data_dir: must not be empty`,
+	"host_without_scheme":           `[posthog] host: "us.i.posthog.com" is not an http(s) URL with a scheme (use e.g. "https://us.i.posthog.com")`,
+	"host_with_query":               `[posthog] host: "https://us.i.posthog.com/?x=1" must not have a query or fragment`,
+	"personal_key_as_api_key":       `[posthog] api_key: is a personal API key (phx_...); put the project API key (phc_...) here and the personal key in personal_api_key`,
+	"api_key_too_long":              `[posthog] api_key: token is 74 characters long (at most 64)`,
+	"project_key_as_personal_key":   `[posthog] personal_api_key: is a project API key (phc_...); use a personal API key (phx_...) or a project secret key (phs_...)`,
+	"no_listener":                   `[listen]: neither socket nor http is set; producers could not reach the agent`,
+	"socket_path_too_long":          `[listen] socket: "/run/` + strings.Repeat("s", 110) + `.sock" is 120 bytes long; unix socket paths are limited to 107 bytes`,
+	"socket_mode_not_permission":    `[listen] socket_mode: 1777 is not a permission mode (use e.g. "0660")`,
+	"http_not_host_port":            `[listen] http: "8787" is not host:port (use e.g. "127.0.0.1:8787")`,
+	"http_not_loopback":             `[listen] http: "0.0.0.0:8787" is not a loopback address; the TCP listener has no authentication and must stay on 127.0.0.1 or ::1`,
+	"bad_log_level":                 `[log] level: "loud" is not a log level (trace, debug, info, warn, error)`,
+	"bad_log_format":                `[log] format: "xml" is not a log format (auto, json, console)`,
+	"bad_allowed_token":             `[ingest] allowed_tokens: entry 1: token is a personal API key (phx_...), not a project API key`,
+	"max_event_bytes_out_of_range":  `[ingest] max_event_bytes: 4MiB is out of range (1KiB to 2MiB; PostHog drops events over ~1MB)`,
+	"tiny_spool":                    `[spool] max_bytes: 10B is too small (at least 1MiB)`,
+	"bad_when_full":                 `[spool] when_full: "panic" is not "reject" or "drop_oldest"`,
+	"batch_max_events_out_of_range": `[forwarder] batch_max_events: 0 is out of range (1 to 10000)`,
+	"batch_too_big":                 `[forwarder] batch_max_bytes: 64MiB is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)`,
+	"zero_request_timeout":          `[forwarder] request_timeout: must be a positive duration (use e.g. "30s")`,
+	"zero_backoff_initial":          `[forwarder] backoff_initial: must be a positive duration (use e.g. "30s")`,
+	"negative_backoff_max":          `[forwarder] backoff_max: must be a positive duration (use e.g. "30s")`,
+	"zero_auth_retry_interval":      `[forwarder] auth_retry_interval: must be a positive duration (use e.g. "30s")`,
+	"zero_shutdown_timeout":         `[forwarder] shutdown_timeout: must be a positive duration (use e.g. "30s")`,
+	"backoff_max_below_initial":     `[forwarder] backoff_max: 5s is shorter than backoff_initial 10s`,
+	"fast_poll":                     `[flags] poll_interval: 10ms is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)`,
+}
+
 func TestLoadRefusesBadFiles(t *testing.T) {
-	cases := []struct {
-		name, body, wantErr string
-	}{
-		{"unknown key", "[spool]\nmax_byte = \"1GiB\"\n", `unknown key spool.max_byte`},
-		{"unknown section", "[spoool]\nmax_bytes = \"1GiB\"\n", `unknown key spoool`},
-		{"wrong type", "data_dir = 3\n", `line 1 (last key "data_dir"): incompatible types`},
-		{"bad size", "[spool]\nmax_bytes = \"2 gigs\"\n", `spool.max_bytes"): "2 gigs" is not a size`},
-		{"bad duration", "[forwarder]\nrequest_timeout = \"soon\"\n", `"soon" is not a duration`},
-		{"syntax", "[spool\n", `line 2: expected '.' or ']'`},
-		{"host without scheme", "[posthog]\nhost = \"us.i.posthog.com\"\n", `[posthog] host: "us.i.posthog.com" is not an http(s) URL with a scheme`},
-		{"personal key as api_key", "[posthog]\napi_key = \"phx_abc\"\n", `[posthog] api_key: is a personal API key`},
-		{"project key as personal key", "[posthog]\npersonal_api_key = \"phc_abc\"\n", `[posthog] personal_api_key: is a project API key`},
-		{"non-loopback http", "[listen]\nhttp = \"0.0.0.0:8787\"\n", `[listen] http: "0.0.0.0:8787" is not a loopback address`},
-		{"bad socket mode", "[listen]\nsocket_mode = \"rw\"\n", `"rw" is not an octal file mode`},
-		{"socket path too long", "[listen]\nsocket = \"/run/" + strings.Repeat("s", 110) + ".sock\"\n", `[listen] socket: "/run/sss`},
-		{"bad level", "[log]\nlevel = \"loud\"\n", `[log] level: "loud" is not one of`},
-		{"bad policy", "[spool]\nwhen_full = \"panic\"\n", `[spool] when_full: "panic" is not "reject" or "drop_oldest"`},
-		{"tiny spool", "[spool]\nmax_bytes = 10\n", `[spool] max_bytes: 10B is too small`},
-		{"batch too big", "[forwarder]\nbatch_max_bytes = \"64MiB\"\n", `[forwarder] batch_max_bytes: 64MiB is out of range`},
-		{"zero timeout", "[forwarder]\nrequest_timeout = \"0s\"\n", `[forwarder] request_timeout: must be a positive duration`},
-		{"fast poll", "[flags]\npoll_interval = \"10ms\"\n", `[flags] poll_interval: 10ms is too short`},
-		{"bad allowed token", "[ingest]\nallowed_tokens = [\"phx_personal\"]\n", `[ingest] allowed_tokens: entry 0: token is a personal API key`},
+	files, err := filepath.Glob("testdata/*.bad.toml")
+	require.NoError(t, err)
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".bad.toml"))
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bad.toml")
-			require.NoError(t, os.WriteFile(path, []byte(tc.body), 0o600))
+	require.ElementsMatch(t, names, slices.Collect(maps.Keys(badConfigs)), "every testdata/*.bad.toml needs its expected error, and every expected error its file")
+
+	for name, want := range badConfigs {
+		t.Run(name, func(t *testing.T) {
+			path := "testdata/" + name + ".bad.toml"
 			_, err := Load(path)
 			require.Error(t, err)
-			require.Contains(t, err.Error(), path, "error must name the file")
-			require.Contains(t, err.Error(), tc.wantErr)
+			require.Equal(t, "config: "+path+": "+want, err.Error())
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, path, ce.File)
+			require.NotEmpty(t, ce.Problem)
+			require.NotContains(t, ce.Problem, ce.Key+":", "the key is not repeated in the problem")
 		})
 	}
+}
+
+// Callers (check-config, reload) branch on the fields, not on the text.
+func TestErrorFields(t *testing.T) {
+	_, err := Load("testdata/tiny_spool.bad.toml")
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, Error{File: "testdata/tiny_spool.bad.toml", Key: "[spool] max_bytes", Problem: "10B is too small (at least 1MiB)"}, *ce)
+
+	_, err = Load("testdata/bad_size.bad.toml")
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, 2, ce.Line)
+	require.Equal(t, "[spool] max_bytes", ce.Key)
+
+	cfg := Default()
+	cfg.DataDir = ""
+	require.EqualError(t, cfg.Validate(), "config: (defaults): data_dir: must not be empty")
+	require.NoError(t, func() error { c := Default(); return c.Validate() }())
 }
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/hogrelay.toml")
 	require.ErrorContains(t, err, "/nonexistent/hogrelay.toml")
+	require.EqualError(t, err, "config: /nonexistent/hogrelay.toml: cannot open: no such file or directory")
+	require.ErrorIs(t, err, fs.ErrNotExist)
 }
 
 func TestSecretsFromEnvironmentAndNeverPrinted(t *testing.T) {

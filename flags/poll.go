@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/retry"
 	"github.com/hogrelay/hogrelay/internal/retryafter"
 )
 
@@ -81,10 +82,7 @@ func (s *Service) nextDelay() time.Duration {
 	d := interval
 	if failures > 0 {
 		limit := max(interval, maxBackoff)
-		for i := 0; i < failures && d < limit; i++ {
-			d *= 2
-		}
-		d = max(min(d, limit), min(retryAfter, maxRetryAfter))
+		d = retry.Policy{Initial: min(2*interval, limit), Max: limit}.Delay(failures, retryAfter)
 	}
 	return s.jitter(d)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/retry"
 )
 
 func TestFetchSendsAuthTokenAndETag(t *testing.T) {
@@ -359,7 +360,7 @@ func TestNextDelay(t *testing.T) {
 		{"many failures stay capped", 30 * time.Second, 1000, 0, 5 * time.Minute},
 		{"an interval above the cap is never shortened", 10 * time.Minute, 3, 0, 10 * time.Minute},
 		{"Retry-After wins when longer", 30 * time.Second, 1, 7 * time.Minute, 7 * time.Minute},
-		{"Retry-After is bounded", 30 * time.Second, 1, 24 * time.Hour, maxRetryAfter},
+		{"Retry-After is bounded", 30 * time.Second, 1, 24 * time.Hour, retry.MaxRetryAfter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newService(t, "http://127.0.0.1:1", t.TempDir(), func(o *Options) { o.PollInterval = tc.interval })

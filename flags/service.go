@@ -22,10 +22,8 @@ package flags
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,7 +32,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/retry"
 )
 
 // CacheFile is the name of the definitions cache inside Options.Dir.
@@ -53,9 +53,6 @@ const (
 	// maxBackoff caps the wait after repeated failures. A larger poll
 	// interval is never shortened by it.
 	maxBackoff = 5 * time.Minute
-	// maxRetryAfter bounds how long a server's Retry-After can park polling,
-	// so a bogus header cannot silence the agent for a day.
-	maxRetryAfter = 30 * time.Minute
 	// remoteCooldown: after a transport failure on /flags, further remote
 	// calls fail fast for this long instead of each waiting out the 3s
 	// timeout, which matters right after a boot with no network.
@@ -195,9 +192,8 @@ func New(o Options) (*Service, error) {
 	}
 	host := strings.TrimRight(o.Host, "/")
 	if host != "" {
-		u, err := url.Parse(host)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("flags: host %q is not an http(s) URL (use e.g. \"https://us.i.posthog.com\")", o.Host)
+		if err := capture.CheckHost(host); err != nil {
+			return nil, fmt.Errorf("flags: host: %w", err)
 		}
 	}
 	if o.PollInterval <= 0 {
@@ -289,7 +285,7 @@ func defaultClient() *http.Client {
 // jitter10 spreads waits by ±10% so many agents rebooted together (a fleet
 // restart, a region outage) do not poll PostHog in lockstep.
 func jitter10(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
+	return retry.Jitter(d, 0.1)
 }
 
 // SetPollInterval changes the interval for the next wait (live config reload).

@@ -18,29 +18,47 @@ func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), err
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if format == "" {
+		format = "auto"
+	}
+	if err := CheckFormat(format); err != nil {
+		return zerolog.Nop(), fmt.Errorf("logging: %w", err)
+	}
 	out := w
-	switch format {
-	case "json":
-	case "console":
+	if format == "console" || (format == "auto" && isTerminal(w)) {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
-	case "auto", "":
-		if isTerminal(w) {
-			out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
-		}
-	default:
-		return zerolog.Nop(), fmt.Errorf("logging: %q is not a log format (auto, json, console)", format)
 	}
 	return zerolog.New(out).With().Timestamp().Logger(), nil
 }
 
 // SetLevel changes the level of every logger in the process; SIGHUP uses it.
 func SetLevel(level string) error {
-	l, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return fmt.Errorf("logging: %q is not a log level (trace, debug, info, warn, error)", level)
+	if err := CheckLevel(level); err != nil {
+		return fmt.Errorf("logging: %w", err)
 	}
+	l, _ := zerolog.ParseLevel(level)
 	zerolog.SetGlobalLevel(l)
 	return nil
+}
+
+// CheckLevel is the one rule for a log level ([log] level in the config).
+// zerolog knows more levels; these are the ones that make sense for a
+// service (fatal and panic would hide every warning).
+func CheckLevel(level string) error {
+	switch level {
+	case "trace", "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", level)
+}
+
+// CheckFormat is the one rule for a log format ([log] format in the config).
+func CheckFormat(format string) error {
+	switch format {
+	case "auto", "json", "console":
+		return nil
+	}
+	return fmt.Errorf("%q is not a log format (auto, json, console)", format)
 }
 
 func isTerminal(w io.Writer) bool {

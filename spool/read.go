@@ -13,6 +13,13 @@ import (
 // moved to the dead-letter bucket with the reason, so it cannot block the
 // head; that is logged.
 func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
+	return s.NextFrom(0, maxEvents, maxBytes)
+}
+
+// NextFrom is Next starting at the first pending record whose seq is at
+// least from, so a sender with records in flight can read the ones after
+// them. Seqs only grow, so records appended later are never skipped.
+func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error) {
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
 	var out []Record
@@ -20,7 +27,7 @@ func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketPending).Cursor()
 		events, bytes := 0, 0
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		for k, v := cur.Seek(seqKey(from)); k != nil; k, v = cur.Next() {
 			seq := keySeq(k)
 			h, n, _, err := decodeHeader(v)
 			if err != nil {

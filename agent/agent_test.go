@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/config"
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+)
+
+// lockedBuffer is the agent's log output; the agent writes from several
+// goroutines while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func testConfig(t *testing.T, up *fakeposthog.Server) config.Config {
+	t.Helper()
+	// Unix socket paths are limited to 107 bytes; t.TempDir() can be long.
+	dir, err := os.MkdirTemp("", "hra")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := config.Default()
+	cfg.Path = filepath.Join(dir, "config.toml")
+	cfg.DataDir = dir
+	cfg.Listen.Socket = filepath.Join(dir, "s.sock")
+	cfg.PostHog.Host = up.URL()
+	cfg.PostHog.APIKey = "phc_agenttest"
+	cfg.Forwarder.BackoffInitial = config.Duration(50 * time.Millisecond)
+	cfg.Forwarder.BackoffMax = config.Duration(500 * time.Millisecond)
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+func newUpstream(t *testing.T) *fakeposthog.Server {
+	t.Helper()
+	up, err := fakeposthog.New(fakeposthog.Options{Logf: t.Logf})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = up.Close() })
+	return up
+}
+
+func newAgent(t *testing.T, cfg config.Config) (*Agent, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	a, err := New(cfg, zerolog.New(logs), "test")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", logs.String())
+		}
+	})
+	return a, logs
+}
+
+// runAgent runs a until the returned stop is called; stop returns Run's error.
+func runAgent(t *testing.T, a *Agent) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	require.Eventually(t, a.isReady, 10*time.Second, 5*time.Millisecond)
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("Run did not return within 60s of its context ending")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func postBatch(t *testing.T, a *Agent, n int) []string {
+	t.Helper()
+	var ids, evs []string
+	for range n {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		evs = append(evs, `{"event":"e","distinct_id":"d","uuid":"`+id+`"}`)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/batch/", strings.NewReader(`{"batch":[`+strings.Join(evs, ",")+`]}`))
+	req.Header.Set("Content-Type", "application/json")
+	a.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	return ids
+}
+
+func TestReloadAppliesClaimedKeysAndTheRestNeedRestart(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, _ := newAgent(t, cfg)
+
+	next := cfg
+	next.Forwarder.BatchMaxEvents = 3
+	next.Forwarder.ShutdownTimeout = config.Duration(time.Minute)
+	next.Spool.CompactAbove = 1 << 30
+	next.PostHog.Host = "https://eu.i.posthog.com"
+	next.Log.Format = "console"
+	next.Flags.OnlyEvaluateLocally = true
+
+	res := a.Reload(next)
+	require.Equal(t, []string{"[spool]", "[forwarder]"}, res.Applied)
+	require.Equal(t, []string{"[spool] compact_above", "[forwarder] batch_max_events", "[forwarder] shutdown_timeout"}, res.AppliedKeys)
+	require.Equal(t, []string{"[posthog]", "[log]", "[flags]"}, res.NeedsRestart)
+	require.Equal(t, []string{"[posthog] host", "[log] format", "[flags] only_evaluate_locally"}, res.NeedsRestartKeys)
+
+	run := a.config()
+	require.Equal(t, 3, run.Forwarder.BatchMaxEvents)
+	require.Equal(t, config.Duration(time.Minute), run.Forwarder.ShutdownTimeout)
+	require.Equal(t, up.URL(), run.PostHog.Host, "the running config keeps what needs a restart")
+	require.Equal(t, up.URL(), a.Status().PostHogHost)
+	require.False(t, run.Flags.OnlyEvaluateLocally)
+
+	// Nothing was applied, so a second reload reports the same restart list.
+	res = a.Reload(next)
+	require.Empty(t, res.Applied)
+	require.Equal(t, []string{"[posthog] host", "[log] format", "[flags] only_evaluate_locally"}, res.NeedsRestartKeys)
+
+	// The forwarder got the new tuning: batches of at most 3.
+	stop := runAgent(t, a)
+	ids := postBatch(t, a, 7)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	require.NoError(t, stop())
+	for _, r := range up.Requests() {
+		require.LessOrEqual(t, r.Events, 3)
+	}
+}
+
+func TestReloadOfTheSameConfigChangesNothing(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, logs := newAgent(t, cfg)
+	defer a.closeListeners()
+	defer a.spool.Close()
+	res := a.Reload(cfg)
+	require.Equal(t, ReloadResult{}, res)
+	require.Contains(t, logs.String(), `"message":"configuration reloaded"`)
+}
+
+// Every claim names a real key, and no key has two owners: a claim with a
+// typo would make its key silently "need a restart".
+func TestReloadersClaimRealKeysOnce(t *testing.T) {
+	up := newUpstream(t)
+	a, _ := newAgent(t, testConfig(t, up))
+	defer a.closeListeners()
+	defer a.spool.Close()
+	owners := map[config.Change]int{}
+	for _, r := range a.reloaders() {
+		for _, c := range r.claims {
+			require.Contains(t, config.Keys(), c)
+			owners[c]++
+		}
+	}
+	for c, n := range owners {
+		require.Equal(t, 1, n, "%s has %d owners", c, n)
+	}
+}
+
+// The stop phase uses the shutdown_timeout of the running configuration,
+// that is the reloaded one, not the one Run started with.
+func TestRunUsesTheReloadedShutdownTimeout(t *testing.T) {
+	up := newUpstream(t)
+	up.SetDefault(fakeposthog.Response{Hang: true})
+	cfg := testConfig(t, up)
+	cfg.Forwarder.ShutdownTimeout = config.Duration(5 * time.Minute)
+	cfg.Forwarder.RequestTimeout = config.Duration(10 * time.Minute)
+	a, logs := newAgent(t, cfg)
+	stop := runAgent(t, a)
+	postBatch(t, a, 2)
+
+	next := cfg
+	next.Forwarder.ShutdownTimeout = config.Duration(50 * time.Millisecond)
+	a.Reload(next)
+	require.NoError(t, stop())
+	require.Contains(t, logs.String(), `"shutdown_timeout":"50ms","message":"forwarding what is spooled before stopping"`)
+	require.Contains(t, logs.String(), `"events_left_in_spool":2`)
+}
+
+// A clean run: ready, events forwarded, stop closes the spool and removes
+// the socket this agent created.
+func TestRunForwardsAndStopsCleanly(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, logs := newAgent(t, cfg)
+	stop := runAgent(t, a)
+	ids := postBatch(t, a, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+
+	require.NoError(t, stop())
+	require.False(t, a.isReady())
+	_, err := os.Stat(cfg.Listen.Socket)
+	require.ErrorIs(t, err, os.ErrNotExist, "the socket is removed at stop")
+	_, err = a.spool.Stats()
+	require.Error(t, err, "the spool is closed")
+	require.Contains(t, logs.String(), `"events_left_in_spool":0`)
+}

@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hogrelay/hogrelay/forwarder"
+	"github.com/hogrelay/hogrelay/sdnotify"
+)
+
+// running is what start set going and stop must end, in the reverse order.
+type running struct {
+	servers       []*http.Server
+	serveErr      chan error
+	background    sync.WaitGroup // the forwarder and the flag poller
+	stopForwarder context.CancelFunc
+	stopFlags     context.CancelFunc
+	watchdogDone  <-chan struct{}
+}
+
+// Run serves until ctx is done, then shuts down in order. It returns the
+// first fatal error, or nil after a clean shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	r := a.start(ctx)
+	err := a.serve(ctx, r)
+	return a.stop(r, err)
+}
+
+// start runs the forwarder, the flag poller and one HTTP server per
+// listener, then tells systemd the agent is ready.
+func (a *Agent) start(ctx context.Context) *running {
+	cfg := a.config()
+	r := &running{serveErr: make(chan error, len(a.listeners))}
+	fwdCtx, stopForwarder := context.WithCancel(context.Background())
+	flagsCtx, stopFlags := context.WithCancel(context.Background())
+	r.stopForwarder, r.stopFlags = stopForwarder, stopFlags
+	r.background.Add(2)
+	go func() { defer r.background.Done(); _ = a.forwarder.Run(fwdCtx) }()
+	go func() { defer r.background.Done(); a.flags.Run(flagsCtx) }()
+
+	r.servers = make([]*http.Server, len(a.listeners))
+	for i, l := range a.listeners {
+		srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		r.servers[i] = srv
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.serveErr <- fmt.Errorf("listener %s: %w", a.addrs[i], err)
+			}
+		}()
+	}
+	a.mu.Lock()
+	a.ready = true
+	a.mu.Unlock()
+	st, _ := a.spool.Stats()
+	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
+		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
+	for _, w := range cfg.Warnings() {
+		a.log.Warn().Msg(w)
+	}
+	if cfg.PostHog.PersonalAPIKey == "" {
+		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
+	}
+	if err := sdnotify.Ready(); err != nil {
+		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
+	}
+	r.watchdogDone = a.watchdog(ctx)
+	return r
+}
+
+// serve waits until ctx is done or a listener fails, and returns that
+// failure (nil when asked to stop).
+func (a *Agent) serve(ctx context.Context, r *running) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-r.serveErr:
+		a.log.Error().Err(err).Msg("a listener failed; shutting down")
+		return err
+	}
+}
+
+// stop is the one shutdown path: no new connections, in-flight requests
+// answered (their spool commits finish), forward for at most
+// shutdown_timeout, stop the forwarder and the poller, close the spool.
+// shutdown_timeout is read now, from the running configuration, so a value
+// applied by a reload is the one used.
+func (a *Agent) stop(r *running, runErr error) error {
+	_ = sdnotify.Stopping()
+	a.mu.Lock()
+	a.ready = false
+	a.mu.Unlock()
+	a.log.Info().Msg("shutting down: no new connections; finishing in-flight requests")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for _, srv := range r.servers {
+		_ = srv.Shutdown(shutCtx) // waits for handlers, i.e. for their spool commits
+	}
+	cancel()
+	a.removeSocket()
+
+	flushFor := a.config().Forwarder.ShutdownTimeout.D()
+	a.log.Info().Str("shutdown_timeout", flushFor.String()).Msg("forwarding what is spooled before stopping")
+	drainCtx, cancel := context.WithTimeout(context.Background(), flushFor)
+	a.forwarder.Drain(drainCtx)
+	cancel()
+	r.stopForwarder()
+	r.stopFlags()
+	r.background.Wait()
+	<-r.watchdogDone
+	st, _ := a.spool.Stats()
+	if err := a.spool.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	a.log.Info().Int64("events_left_in_spool", st.PendingEvents).Msg("hogrelay stopped; unsent events stay in the spool for the next start")
+	return runErr
+}
+
+// watchdog pings systemd at half its interval while the agent is healthy:
+// the spool answers and the forwarder loop is alive.
+func (a *Agent) watchdog(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	interval, ok := sdnotify.WatchdogInterval()
+	if !ok {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := a.spool.Stats(); err != nil || a.forwarder.Status().State == forwarder.StateStopped {
+					a.log.Error().Err(err).Msg("unhealthy: not pinging the systemd watchdog")
+					continue
+				}
+				_ = sdnotify.Watchdog()
+			}
+		}
+	}()
+	return done
+}

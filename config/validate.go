@@ -1,0 +1,201 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hogrelay/hogrelay/capture"
+	"github.com/hogrelay/hogrelay/logging"
+)
+
+// problem is one broken rule inside a section: the key (empty for the
+// section as a whole) and what is wrong. Validate adds the file and section.
+type problem struct{ key, what string }
+
+func problemf(key, format string, args ...any) *problem {
+	return &problem{key: key, what: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks every section in file order and returns the first problem
+// as an *Error naming its key. A rule lives with the type it checks: token
+// shape and host URL in capture, log level and format in logging.
+func (c *Config) Validate() error {
+	for _, s := range []struct {
+		section string
+		check   func() *problem
+	}{
+		{"", c.validateTopLevel},
+		{"posthog", c.PostHog.validate},
+		{"listen", c.Listen.validate},
+		{"log", c.Log.validate},
+		{"ingest", c.Ingest.validate},
+		{"spool", c.Spool.validate},
+		{"forwarder", func() *problem { return c.Forwarder.validate(c.Ingest) }},
+		{"flags", c.Flags.validate},
+	} {
+		if p := s.check(); p != nil {
+			return &Error{File: c.file(), Key: sectionKey(s.section, p.key), Problem: p.what}
+		}
+	}
+	return nil
+}
+
+func (c *Config) file() string {
+	if c.Path == "" {
+		return "(defaults)"
+	}
+	return c.Path
+}
+
+// sectionKey writes a key the way the docs do: "data_dir", "[listen]",
+// "[spool] max_bytes".
+func sectionKey(section, key string) string {
+	switch {
+	case section == "":
+		return key
+	case key == "":
+		return "[" + section + "]"
+	}
+	return "[" + section + "] " + key
+}
+
+func (c *Config) validateTopLevel() *problem {
+	if c.DataDir == "" {
+		return problemf("data_dir", "must not be empty")
+	}
+	return nil
+}
+
+func (p PostHogConfig) validate() *problem {
+	if err := capture.CheckHost(p.Host); err != nil {
+		return problemf("host", "%v", err)
+	}
+	if k := p.APIKey.Reveal(); k != "" {
+		err := capture.CheckToken(k)
+		if errors.Is(err, capture.ErrPersonalAPIKey) {
+			return problemf("api_key", "is a personal API key (phx_...); put the project API key (phc_...) here and the personal key in personal_api_key")
+		}
+		if err != nil {
+			return problemf("api_key", "%v", err)
+		}
+	}
+	if k := p.PersonalAPIKey.Reveal(); strings.HasPrefix(k, "phc_") {
+		return problemf("personal_api_key", "is a project API key (phc_...); use a personal API key (phx_...) or a project secret key (phs_...)")
+	}
+	return nil
+}
+
+func (l ListenConfig) validate() *problem {
+	if l.Socket == "" && l.HTTP == "" {
+		return problemf("", "neither socket nor http is set; producers could not reach the agent")
+	}
+	// sun_path holds 108 bytes including the terminating NUL; a longer path
+	// fails at bind with a bare "invalid argument".
+	if n := len(l.Socket); n > 107 {
+		return problemf("socket", "%q is %d bytes long; unix socket paths are limited to 107 bytes", l.Socket, n)
+	}
+	if l.SocketMode&^0o777 != 0 {
+		return problemf("socket_mode", "%o is not a permission mode (use e.g. \"0660\")", uint32(l.SocketMode))
+	}
+	if l.HTTP != "" {
+		host, _, err := net.SplitHostPort(l.HTTP)
+		if err != nil {
+			return problemf("http", "%q is not host:port (use e.g. \"127.0.0.1:8787\")", l.HTTP)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return problemf("http", "%q is not a loopback address; the TCP listener has no authentication and must stay on 127.0.0.1 or ::1", l.HTTP)
+		}
+	}
+	return nil
+}
+
+func (l LogConfig) validate() *problem {
+	if err := logging.CheckLevel(l.Level); err != nil {
+		return problemf("level", "%v", err)
+	}
+	if err := logging.CheckFormat(l.Format); err != nil {
+		return problemf("format", "%v", err)
+	}
+	return nil
+}
+
+func (in IngestConfig) validate() *problem {
+	for i, t := range in.AllowedTokens {
+		if err := capture.CheckToken(t); err != nil {
+			return problemf("allowed_tokens", "entry %d: %v", i, err)
+		}
+	}
+	if in.MaxEventBytes < 1024 || in.MaxEventBytes > 2<<20 {
+		return problemf("max_event_bytes", "%s is out of range (1KiB to 2MiB; PostHog drops events over ~1MB)", in.MaxEventBytes)
+	}
+	return nil
+}
+
+func (s SpoolConfig) validate() *problem {
+	if s.MaxBytes < 1<<20 {
+		return problemf("max_bytes", "%s is too small (at least 1MiB)", s.MaxBytes)
+	}
+	switch s.WhenFull {
+	case "reject", "drop_oldest":
+	default:
+		return problemf("when_full", "%q is not \"reject\" or \"drop_oldest\"", s.WhenFull)
+	}
+	return nil
+}
+
+// validate needs [ingest] because a batch must hold at least one event.
+func (f ForwarderConfig) validate(in IngestConfig) *problem {
+	if f.BatchMaxEvents < 1 || f.BatchMaxEvents > 10000 {
+		return problemf("batch_max_events", "%d is out of range (1 to 10000)", f.BatchMaxEvents)
+	}
+	if f.BatchMaxBytes < in.MaxEventBytes || f.BatchMaxBytes > 20<<20 {
+		return problemf("batch_max_bytes", "%s is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)", f.BatchMaxBytes)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"request_timeout", f.RequestTimeout},
+		{"backoff_initial", f.BackoffInitial},
+		{"backoff_max", f.BackoffMax},
+		{"auth_retry_interval", f.AuthRetryInterval},
+		{"shutdown_timeout", f.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			return problemf(d.key, "must be a positive duration (use e.g. \"30s\")")
+		}
+	}
+	if f.BackoffMax < f.BackoffInitial {
+		return problemf("backoff_max", "%s is shorter than backoff_initial %s", f.BackoffMax, f.BackoffInitial)
+	}
+	return nil
+}
+
+func (f FlagsConfig) validate() *problem {
+	if f.PollInterval < Duration(time.Second) {
+		return problemf("poll_interval", "%s is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)", f.PollInterval)
+	}
+	return nil
+}
+
+// Warnings lists settings that are valid but probably wrong; check-config
+// prints them and the agent logs them at start.
+func (c Config) Warnings() []string {
+	var w []string
+	if u, err := url.Parse(c.PostHog.Host); err == nil && u.Scheme == "http" {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			w = append(w, fmt.Sprintf("[posthog] host: %q is plain http to another machine: events and keys cross the network unencrypted, and a redirect to https (which hogrelay never follows) stops delivery; use https://", c.PostHog.Host))
+		}
+	}
+	if c.PostHog.APIKey == "" {
+		w = append(w, "[posthog] api_key is empty (and $"+EnvAPIKey+" is not set): every producer must send its "+
+			"project token itself (api_key or token in the body, as PostHog's SDKs do; hogrelay capture --token); "+
+			"events without one are refused with 401")
+	}
+	return w
+}
