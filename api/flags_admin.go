@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -21,7 +22,15 @@ func (h *Handler) handleFlagsReload(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	if err := h.deps.Flags.Reload(ctx); err != nil {
+	if err := h.deps.Flags.Reload(ctx); errors.Is(err, flags.ErrPollingDisabled) {
+		st := h.deps.Flags.Status()
+		mode := "flags are answered from the definitions cache file only"
+		if st.RemoteEnabled {
+			mode = "flags are asked of PostHog's /flags (remote evaluation) on each question, so there is nothing to reload"
+		}
+		writeText(w, http.StatusConflict, "no definitions to reload: polling is off because "+st.PollingOff+"; "+mode)
+		return
+	} else if err != nil {
 		writeText(w, http.StatusBadGateway, "reload failed: "+err.Error())
 		return
 	}
@@ -52,6 +61,38 @@ type FlagStatus struct {
 	LastPollAt      time.Time        `json:"last_poll_at,omitzero"`
 	Polls           uint64           `json:"polls"`
 	PollErrors      uint64           `json:"poll_errors"`
+}
+
+// FlagModeLines describes, for people, which mode answers flags and why
+// polling is off; `hogrelay status` and `flags list` print them.
+func FlagModeLines(fs FlagStatus) []string {
+	var out []string
+	switch fs.Answers {
+	case "local":
+		line := "answers: local evaluation of the definitions"
+		if fs.RemoteEnabled {
+			line += ", PostHog's /flags for what they cannot decide"
+		}
+		out = append(out, line)
+	case "remote":
+		out = append(out, "answers: remote evaluation (PostHog's /flags, asked for each question)")
+	case "cached":
+		out = append(out, "answers: CACHED — PostHog's /flags cannot be reached ("+fs.RemoteLastError+"); contexts seen before get PostHog's last answer, others none")
+	default:
+		why := fs.RemoteOff
+		if why == "" {
+			why = "PostHog reports the flags quota exceeded"
+		}
+		out = append(out, "answers: none — no definitions and no remote evaluation ("+why+")")
+	}
+	if !fs.PollingEnabled && fs.PollingOff != "" {
+		out = append(out, "polling: off because "+fs.PollingOff)
+	}
+	if c := fs.AnswerCache; c != nil {
+		out = append(out, fmt.Sprintf("answer cache: %d contexts, %d bytes (file %d bytes; bounds %d entries, %d bytes, %s)",
+			c.Entries, c.Bytes, c.FileBytes, c.MaxEntries, c.MaxBytes, c.MaxAge))
+	}
+	return out
 }
 
 // AnswerCacheJSON is the answer cache in status output.

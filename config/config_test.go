@@ -61,6 +61,10 @@ var badConfigs = map[string]string{
 	"zero_shutdown_timeout":         `[forwarder] shutdown_timeout: must be a positive duration (use e.g. "30s")`,
 	"backoff_max_below_initial":     `[forwarder] backoff_max: 5s is shorter than backoff_initial 10s`,
 	"fast_poll":                     `[flags] poll_interval: 10ms is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)`,
+	"remote_timeout_out_of_range":   `[flags] remote_timeout: 2h0m0s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)`,
+	"answer_cache_no_entries":       `[flags] answer_cache_max_entries: must be at least 1`,
+	"answer_cache_tiny":             `[flags] answer_cache_max_bytes: 1KiB is too small (at least 64KiB)`,
+	"answer_cache_short_age":        `[flags] answer_cache_max_age: 1s is too short (at least 1m)`,
 }
 
 func TestLoadRefusesBadFiles(t *testing.T) {

@@ -179,6 +179,18 @@ func (f FlagsConfig) validate() *problem {
 	if f.PollInterval < Duration(time.Second) {
 		return problemf("poll_interval", "%s is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)", f.PollInterval)
 	}
+	if f.RemoteTimeout < Duration(100*time.Millisecond) || f.RemoteTimeout > Duration(time.Minute) {
+		return problemf("remote_timeout", "%s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)", f.RemoteTimeout)
+	}
+	if f.AnswerCacheMaxEntries < 1 {
+		return problemf("answer_cache_max_entries", "must be at least 1")
+	}
+	if f.AnswerCacheMaxBytes < 64<<10 {
+		return problemf("answer_cache_max_bytes", "%s is too small (at least 64KiB)", f.AnswerCacheMaxBytes)
+	}
+	if f.AnswerCacheMaxAge < Duration(time.Minute) {
+		return problemf("answer_cache_max_age", "%s is too short (at least 1m)", f.AnswerCacheMaxAge)
+	}
 	return nil
 }
 

@@ -201,7 +201,11 @@ func (s *Service) All(ctx context.Context, a Ask) (All, error) {
 	body, cacheAsked := a.Body, a.FlagKeys
 	var err error
 	if body != nil {
-		body = passThrough(body)
+		var only []string
+		if d != nil {
+			only, cacheAsked = ask, ask
+		}
+		body = passThrough(body, only)
 	} else if body, err = s.ownBody(a.Input, ask); err != nil {
 		return out, fmt.Errorf("flags: encoding the /flags request: %w", err)
 	} else {

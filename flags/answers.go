@@ -454,9 +454,11 @@ func (c *answerCache) commit(batch []cacheWrite) {
 		}
 		return nil
 	})
-	for _, r := range clears {
-		r <- err
-	}
+	defer func() {
+		for _, r := range clears {
+			r <- err // after the in-memory index is updated below
+		}
+	}()
 	if err != nil {
 		c.mu.Lock()
 		first := c.lastErr == ""

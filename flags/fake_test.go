@@ -61,6 +61,7 @@ func newFake(t *testing.T) *fakePostHog {
 
 func (f *fakePostHog) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body)) // scripts may read it too
 	f.mu.Lock()
 	f.counts[r.URL.Path]++
 	n := f.counts[r.URL.Path]

@@ -103,14 +103,38 @@ func (s *Service) ownBody(in eval.Input, keys []string) ([]byte, error) {
 
 // passThrough is an SDK's /flags body as PostHog should get it: byte for
 // byte as the SDK sent it, except that "groups" is added as {} when the SDK
-// sent neither it nor its alias, as PostHog's SDKs always send it.
-func passThrough(body []byte) []byte {
+// sent neither it nor its alias, as PostHog's SDKs always send it. When the
+// agent answered some flags from its definitions, only is the rest, and
+// flag_keys_to_evaluate is narrowed to it (every other field stays).
+func passThrough(body []byte, only []string) []byte {
 	var probe struct {
 		Groups       json.RawMessage `json:"groups"`
 		DollarGroups json.RawMessage `json:"$groups"`
 	}
 	trimmed := bytes.TrimSpace(body)
-	if json.Unmarshal(trimmed, &probe) != nil || len(probe.Groups) > 0 || len(probe.DollarGroups) > 0 {
+	if json.Unmarshal(trimmed, &probe) != nil {
+		return body
+	}
+	if only != nil {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(trimmed, &fields) != nil {
+			return body
+		}
+		delete(fields, "flag_keys")
+		keys, _ := json.Marshal(only)
+		fields["flag_keys_to_evaluate"] = keys
+		if len(probe.Groups) == 0 && len(probe.DollarGroups) == 0 {
+			fields["groups"] = json.RawMessage(`{}`)
+		}
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(fields) != nil {
+			return body
+		}
+		return bytes.TrimSpace(out.Bytes())
+	}
+	if len(probe.Groups) > 0 || len(probe.DollarGroups) > 0 {
 		return body
 	}
 	rest := bytes.TrimSpace(trimmed[1:])
