@@ -10,6 +10,7 @@ package agent
 import (
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,8 +45,9 @@ type Agent struct {
 	registry  *prometheus.Registry
 
 	listeners []net.Listener
+	surfaces  []api.Surface // what each listener serves
 	addrs     []string
-	ownSocket string // the socket path this agent bound ("" = none)
+	ownSocket []string // the socket paths this agent bound
 	ready     bool
 }
 
@@ -85,6 +87,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 		Registry: a.registry, Logger: log, Ready: a.isReady,
 		Called: flags.NewCalledEvents(50_000, "hogrelay", version, cfg.Flags.GeoIPDisable),
 	}, a.ingestOptions(cfg))
+	a.handler.SetAccess(accessOf(cfg))
 	a.registerMetrics()
 
 	if err := a.listen(cfg); err != nil {
@@ -120,6 +123,15 @@ func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 	return o
 }
 
+// accessOf is the TCP listener's policy from the config.
+func accessOf(cfg config.Config) api.Access {
+	keys := []string{cfg.PostHog.PersonalAPIKey.Reveal()}
+	for _, k := range cfg.Flags.DefinitionsKeys {
+		keys = append(keys, k.Reveal())
+	}
+	return api.Access{AllowedOrigins: cfg.Listen.AllowedOrigins, DefinitionsKeys: keys}
+}
+
 func (a *Agent) isReady() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -138,6 +150,7 @@ type Status struct {
 	StartedAt     time.Time         `json:"started_at"`
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	Listeners     []string          `json:"listeners"`
+	AdminSocket   string            `json:"admin_socket,omitempty"`
 	PostHogHost   string            `json:"posthog_host"`
 	Spool         spool.Stats       `json:"spool"`
 	OldestAgeSecs float64           `json:"oldest_event_age_seconds"`
@@ -151,7 +164,7 @@ func (a *Agent) Status() Status {
 	cfg := a.config()
 	s := Status{
 		Version: a.version, StartedAt: a.started, UptimeSeconds: time.Since(a.started).Round(time.Second).Seconds(),
-		Listeners: a.addrs, PostHogHost: cfg.PostHog.Host, Forwarder: a.forwarder.Status(),
+		Listeners: a.producerAddrs(), AdminSocket: a.adminSocket(), PostHogHost: cfg.PostHog.Host, Forwarder: a.forwarder.Status(),
 		Flags: api.FlagStatusOf(a.flags),
 	}
 	st, err := a.spool.Stats()
@@ -163,6 +176,27 @@ func (a *Agent) Status() Status {
 		s.OldestAgeSecs = time.Since(st.Oldest).Round(time.Second).Seconds()
 	}
 	return s
+}
+
+// producerAddrs are the listeners producers use (the admin socket is
+// reported on its own).
+func (a *Agent) producerAddrs() []string {
+	out := make([]string, 0, len(a.addrs))
+	for i, addr := range a.addrs {
+		if a.surfaces[i] != api.AdminSocket {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+func (a *Agent) adminSocket() string {
+	for i, addr := range a.addrs {
+		if a.surfaces[i] == api.AdminSocket {
+			return strings.TrimPrefix(addr, "unix-admin:")
+		}
+	}
+	return ""
 }
 
 func (a *Agent) registerMetrics() {

@@ -5,38 +5,54 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/hogrelay/hogrelay/api"
 	"github.com/hogrelay/hogrelay/config"
 )
 
-// listen binds the unix socket (and the optional TCP listener).
+// listen binds the producer socket, the admin socket and the optional TCP
+// listener, each serving its own api.Surface.
 func (a *Agent) listen(cfg config.Config) error {
+	add := func(l net.Listener, s api.Surface, addr string) {
+		a.listeners = append(a.listeners, l)
+		a.surfaces = append(a.surfaces, s)
+		a.addrs = append(a.addrs, addr)
+	}
 	if cfg.Listen.Socket != "" {
-		l, err := listenUnix(cfg.Listen.Socket, os.FileMode(cfg.Listen.SocketMode))
+		l, err := listenUnix(cfg.Listen.Socket, os.FileMode(cfg.Listen.SocketMode), "")
 		if err != nil {
 			return err
 		}
-		a.listeners = append(a.listeners, l)
-		a.addrs = append(a.addrs, "unix:"+cfg.Listen.Socket)
-		a.ownSocket = cfg.Listen.Socket
+		a.ownSocket = append(a.ownSocket, cfg.Listen.Socket)
+		add(l, api.ProducerSocket, "unix:"+cfg.Listen.Socket)
+	}
+	if p := cfg.Listen.AdminSocketPath(); p != "" {
+		l, err := listenUnix(p, os.FileMode(cfg.Listen.AdminSocketMode), cfg.Listen.AdminSocketGroup)
+		if err != nil {
+			return fmt.Errorf("[listen] admin_socket: %w", err)
+		}
+		a.ownSocket = append(a.ownSocket, p)
+		add(l, api.AdminSocket, "unix-admin:"+p)
 	}
 	if cfg.Listen.HTTP != "" {
 		l, err := net.Listen("tcp", cfg.Listen.HTTP)
 		if err != nil {
 			return fmt.Errorf("listen: [listen] http %s: %w", cfg.Listen.HTTP, err)
 		}
-		a.listeners = append(a.listeners, l)
-		a.addrs = append(a.addrs, "tcp:"+l.Addr().String())
+		add(l, api.LoopbackTCP, "tcp:"+l.Addr().String())
 	}
 	return nil
 }
 
-// listenUnix binds path. A socket file left by a crash is replaced; one a
-// live agent answers on is not stolen.
-func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+// listenUnix binds path with mode, and chowns it to group when one is
+// named. A socket file left by a crash is replaced; one a live agent answers
+// on is not stolen.
+func listenUnix(path string, mode os.FileMode, group string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("listen: create directory for socket %s: %w", path, err)
 	}
@@ -56,18 +72,54 @@ func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 			return nil, fmt.Errorf("listen: remove stale socket %s: %w", path, err)
 		}
 	}
-	l, err := net.Listen("unix", path)
+	// Bind in a private directory, set owner and mode, then move the socket
+	// into place: nobody can connect while it still has the umask's mode.
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".bind-")
+	if err != nil {
+		return nil, fmt.Errorf("listen: socket %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	bound := filepath.Join(tmp, "s")
+	l, err := net.Listen("unix", bound)
 	if err != nil {
 		return nil, fmt.Errorf("listen: socket %s: %w", path, err)
 	}
 	// Closing the listener must not unlink the path: shutdown removes it
 	// explicitly, after in-flight requests are answered.
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(path, mode); err != nil {
+	fail := func(err error) (net.Listener, error) {
 		l.Close()
-		return nil, fmt.Errorf("listen: chmod socket %s to %04o: %w", path, mode, err)
+		return nil, err
+	}
+	if group != "" {
+		if err := chgrp(bound, group); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(bound, mode); err != nil {
+		return fail(fmt.Errorf("listen: chmod socket %s to %04o: %w", path, mode, err))
+	}
+	if err := os.Rename(bound, path); err != nil {
+		return fail(fmt.Errorf("listen: socket %s: %w", path, err))
 	}
 	return l, nil
+}
+
+// chgrp gives path to the named group (or numeric gid). Only a member may
+// do that, so the unit adds the agent to the admin group.
+func chgrp(path, group string) error {
+	gid, err := strconv.Atoi(group)
+	if err != nil {
+		g, lerr := user.LookupGroup(group)
+		if lerr != nil {
+			return fmt.Errorf("listen: admin socket group %q: %w", group, lerr)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("listen: give the admin socket to group %q (the agent must be a member, e.g. SupplementaryGroups=%s in the unit): %w", group, group, err)
+	}
+	return nil
 }
 
 func (a *Agent) closeListeners() {
@@ -77,10 +129,10 @@ func (a *Agent) closeListeners() {
 	a.removeSocket()
 }
 
-// removeSocket unlinks the socket this agent created, never one it found
+// removeSocket unlinks the sockets this agent created, never one it found
 // in use by someone else.
 func (a *Agent) removeSocket() {
-	if a.ownSocket != "" {
-		_ = os.Remove(a.ownSocket)
+	for _, p := range a.ownSocket {
+		_ = os.Remove(p)
 	}
 }

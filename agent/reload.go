@@ -43,6 +43,10 @@ func (a *Agent) reloaders() []reloader {
 		{claims: []config.Change{{Section: "ingest", Key: "allowed_tokens"}, {Section: "ingest", Key: "max_event_bytes"}}, applyConfig: func(run config.Config) {
 			a.handler.SetIngestOptions(a.ingestOptions(run))
 		}},
+		// The TCP listener's browser and definitions-key policy.
+		{claims: []config.Change{{Section: "listen", Key: "allowed_origins"}, {Section: "flags", Key: "definitions_keys"}}, applyConfig: func(run config.Config) {
+			a.handler.SetAccess(accessOf(run))
+		}},
 	}
 }
 

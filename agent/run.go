@@ -44,7 +44,7 @@ func (a *Agent) start(ctx context.Context) *running {
 
 	r.servers = make([]*http.Server, len(a.listeners))
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -56,7 +56,7 @@ func (a *Agent) start(ctx context.Context) *running {
 	a.ready = true
 	a.mu.Unlock()
 	st, _ := a.spool.Stats()
-	a.log.Info().Strs("listen", a.addrs).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
+	a.log.Info().Strs("listen", a.producerAddrs()).Str("admin_socket", a.adminSocket()).Str("data_dir", cfg.DataDir).Str("posthog", cfg.PostHog.Host).
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
 	for _, w := range cfg.Warnings() {
 		a.log.Warn().Msg(w)

@@ -1,7 +1,8 @@
-// Package api is the HTTP handler hogrelay serves on its unix socket and its
+// Package api is the HTTP handler hogrelay serves on its unix sockets and its
 // optional loopback TCP listener: PostHog's capture and flags endpoints (so
 // unmodified SDKs can use the agent as their host), health and metrics, and
-// the /hogrelay/v1/ admin calls the CLI uses.
+// the /hogrelay/v1/ calls the CLI uses. What each listener may reach is its
+// Surface (surface.go).
 package api
 
 import (
@@ -41,8 +42,9 @@ type Deps struct {
 type Handler struct {
 	deps    Deps
 	log     zerolog.Logger
-	mux     *http.ServeMux
+	mux     *router
 	ingest  atomic.Pointer[capture.Options]
+	access  atomic.Pointer[access]
 	metrics *metrics
 	called  *flags.CalledEvents
 }
@@ -52,13 +54,13 @@ func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
-		mux:     http.NewServeMux(),
 		metrics: newMetrics(d.Registry, d.Spool),
 		called:  d.Called,
 	}
 	if h.called == nil {
 		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
+	h.mux = newRouter(h)
 	h.ingest.Store(&opts)
 	h.routes()
 	return h
@@ -86,13 +88,15 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/requeue", h.handleDeadLetterRequeue)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/drop", h.handleDeadLetterDrop)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/compact", h.handleCompact)
+	h.mux.HandleFunc("POST /hogrelay/v1/spool/import", h.handleSpoolImport)
 	h.mux.HandleFunc("POST /hogrelay/v1/forwarder/retry", h.handleRetryNow)
 	h.flagRoutes()
 	h.mux.HandleFunc("/", h.handleUnknown)
 }
 
+// ServeHTTP serves the producer socket's surface; listeners use On.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux.ServeHTTP(w, r)
+	h.On(ProducerSocket).ServeHTTP(w, r)
 }
 
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {

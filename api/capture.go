@@ -19,12 +19,15 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // handleCapture answers like PostHog's capture: 200 {"status":1} — but only
 // after every event of the request is fsynced in the spool.
 func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
-	endpoint := strings.TrimSuffix(r.URL.Path, "/")
+	endpoint := routeName(r)
 	switch r.Method {
 	case http.MethodPost, http.MethodGet:
 	case http.MethodOptions:
-		// Browsers preflight cross-origin POSTs; answer like capture does.
-		w.Header().Set("Access-Control-Allow-Origin", "*")
+		// Browsers preflight cross-origin POSTs; answer like capture does
+		// (on TCP the browser check has already set the allowed origin).
+		if w.Header().Get("Access-Control-Allow-Origin") == "" {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		}
 		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 		w.Header().Set("Access-Control-Allow-Headers", "*")
 		w.WriteHeader(http.StatusNoContent)
@@ -69,6 +72,20 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"status":1}`)
+}
+
+// routeName is the metrics label and log name of a capture request: the
+// route it matched ("/e" for /e/anything), never the raw path, so a client
+// cannot mint label values.
+func routeName(r *http.Request) string {
+	p := r.Pattern
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" || p == "/" {
+		return "other"
+	}
+	return strings.TrimSuffix(p, "/")
 }
 
 // readBody reads the request body, at most limit bytes, into a pooled

@@ -23,6 +23,14 @@ func (h *Handler) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 			"detail": "send Authorization: Bearer <personal or project secret key>, as PostHog requires"})
 		return
 	}
+	// Any local process and any web page can reach the TCP listener, and
+	// definitions can hold emails and payloads: there only the configured
+	// keys open them. The producer socket's file mode already says who may.
+	if surfaceOf(r) == LoopbackTCP && !h.definitionsKeyOK(strings.TrimSpace(strings.TrimPrefix(auth, "Bearer "))) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"type": "authentication_error", "code": "authentication_failed",
+			"detail": "this key may not read flag definitions here: on the TCP listener send [posthog] personal_api_key or a key from [flags] definitions_keys"})
+		return
+	}
 	if h.deps.Flags == nil {
 		writeText(w, http.StatusServiceUnavailable, "feature flags are not enabled on this agent")
 		return

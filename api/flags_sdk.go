@@ -74,21 +74,16 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = fr.DollarDistinctID
 	}
-	id := ""
-	if len(raw) > 0 && string(raw) != "null" {
-		var s string
-		if err := json.Unmarshal(raw, &s); err == nil {
-			id = s
-		} else {
-			id = string(raw) // numbers are stringified, as PostHog does
-		}
-	}
-	if id == "" {
+	if len(raw) == 0 || string(raw) == "null" {
 		return eval.Input{}, token, errors.New("missing distinct_id")
 	}
-	if len(id) > 200 {
-		id = id[:200]
+	// An empty distinct_id is valid, as for PostHog's flags service
+	// (FlagRequest::extract_distinct_id); only a missing one is refused.
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		id = string(raw) // numbers are stringified, as PostHog does
 	}
+	id = eval.TruncateDistinctID(id)
 	in := eval.Input{
 		DistinctID:       id,
 		DeviceID:         firstNonEmpty(fr.DeviceID, fr.DollarDeviceID),

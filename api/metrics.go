@@ -13,6 +13,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
 	flagEval *prometheus.CounterVec
+	// browserRefused counts TCP requests refused as browser-originated.
+	browserRefused prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, sp *spool.Spool) *metrics {
@@ -29,11 +31,15 @@ func newMetrics(reg *prometheus.Registry, sp *spool.Spool) *metrics {
 			Name: "hogrelay_flag_evaluations_total",
 			Help: "Flag answers given, by how they were found (local, remote, none).",
 		}, []string{"source"}),
+		browserRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hogrelay_tcp_browser_requests_refused_total",
+			Help: "Requests on the TCP listener refused because a web page could have sent them (Host not loopback, Origin not allowed).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.requests, m.events, m.flagEval)
+	reg.MustRegister(m.requests, m.events, m.flagEval, m.browserRefused)
 	if sp != nil {
 		stat := func(f func(spool.Stats) float64) func() float64 {
 			return func() float64 {

@@ -90,7 +90,7 @@ func runFlags(tb testing.TB, clients, requests int) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = fake.Close() })
-	a := startAgent(tb, fake.URL(), nil)
+	a := startAgent(tb, fake.URL())
 	if err := waitFor(10*time.Second, func() bool {
 		st := a.Status()
 		return st.Flags != nil && st.Flags.FlagCount == 50
@@ -105,7 +105,7 @@ func runFlags(tb testing.TB, clients, requests int) {
 	}
 	cs := make([]*http.Client, clients)
 	for i := range cs {
-		cs[i] = unixClient(a.socket)
+		cs[i] = unixClient(a.Socket)
 		tb.Cleanup(cs[i].CloseIdleConnections)
 	}
 	checkFlagsAnswer(tb, cs[0], url, bodies[0])

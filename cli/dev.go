@@ -93,6 +93,7 @@ func (c *devCmd) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stdout, `
 hogrelay dev mode
   socket:          %s
+  admin socket:    %s (spool export, dead letters, compact)
   http:            %s
   local PostHog:   %s (accepts batches, serves sample flags)
   data dir:        %s
@@ -108,7 +109,7 @@ Try it (in another terminal):
 
 Ctrl-C stops everything.
 
-`, rel, orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
+`, rel, config.DefaultAdminSocket(rel), orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
 	return runWithSignals(ctx, a, func() (config.Config, error) { return cfg, nil }, func(error) {})
 }
 

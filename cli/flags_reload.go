@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/hogrelay/hogrelay/api"
+	"github.com/hogrelay/hogrelay/client"
 )
 
 // flagsReloadCmd fetches definitions now.
@@ -15,17 +16,24 @@ func (c *flagsReloadCmd) Usage() string {
 	return `usage: hogrelay flags reload [flags]
 
 Ask the agent to fetch flag definitions from PostHog now, instead of waiting
-for the next poll.`
+for the next poll. Served on the agent's admin socket.`
 }
 
 func (c *flagsReloadCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("flags reload")
-	t := addTarget(c.env, fs)
+	// A reload spends PostHog's definitions rate limit: an admin call.
+	t := addTarget(c.env, fs).adminFlag()
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}
+	cl, err := t.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
+	defer cancel()
 	var st api.FlagStatus
-	if err := t.call(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
+	if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "reloaded: %d flags, etag %s\n", st.FlagCount, orDash(st.ETag))

@@ -23,6 +23,7 @@ type target struct {
 	getenv func(string) string
 	socket string
 	config string
+	admin  string // --admin-socket (admin commands only; see adminFlag)
 }
 
 func addTarget(e env, fs *flag.FlagSet) *target {
@@ -90,4 +91,44 @@ func (t *target) call(ctx context.Context, method, path string, body, out any) e
 	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	return c.Do(ctx, method, path, body, out)
+}
+
+// adminFlag adds --admin-socket, for the commands the agent serves on its
+// admin socket only.
+func (t *target) adminFlag() *target {
+	t.fs.StringVar(&t.admin, "admin-socket", "", "agent admin socket (default: admin.sock next to --socket or $"+EnvSocket+", else [listen] admin_socket from --config)")
+	return t
+}
+
+// adminSocketPath finds the admin socket: --admin-socket; admin.sock next
+// to --socket or $HOGRELAY_SOCKET (where the agent puts it unless told
+// otherwise); else the config's [listen] admin_socket.
+func (t *target) adminSocketPath() (string, error) {
+	if t.admin != "" {
+		return t.admin, nil
+	}
+	if t.socket != "" {
+		return config.DefaultAdminSocket(t.socket), nil
+	}
+	if s := t.envSocket(); s != "" && !t.set("config") {
+		return config.DefaultAdminSocket(s), nil
+	}
+	cfg, err := t.loadConfig()
+	if err != nil {
+		return "", err
+	}
+	p := cfg.Listen.AdminSocketPath()
+	if p == "" {
+		return "", fmt.Errorf("config %s has no [listen] socket or admin_socket; use --admin-socket", t.config)
+	}
+	return p, nil
+}
+
+// adminClient is a client for the admin socket.
+func (t *target) adminClient() (*client.Client, error) {
+	p, err := t.adminSocketPath()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAdmin(p), nil
 }

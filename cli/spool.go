@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 
@@ -26,6 +27,7 @@ func spoolCommands() []entry {
 		{"export", "print every pending (or dead-letter) event as JSON lines", func(e env) command { return &spoolExportCmd{env: e} }},
 		{"dead-letters", "dead letters: " + names(deadLetterCommands()), func(e env) command { return newDeadLettersGroup(e) }},
 		{"compact", "rewrite the spool file to return free pages to the disk", func(e env) command { return &spoolCompactCmd{env: e} }},
+		{"salvage", "re-queue every intact event of a damaged spool file", func(e env) command { return &spoolSalvageCmd{env: e} }},
 	}
 }
 
@@ -43,11 +45,24 @@ type spoolTarget struct {
 	// asked records that the socket was tried and did not answer, so a
 	// locked file can be explained.
 	asked bool
+	// admin: the tool reads or changes every project's events, which the
+	// agent serves on its admin socket only. denied is that socket's
+	// permission error: reported instead of trying the (locked) file.
+	admin  bool
+	denied error
 }
 
 func addSpoolTarget(e env, fs *flag.FlagSet) *spoolTarget {
 	st := &spoolTarget{target: addTarget(e, fs)}
 	fs.StringVar(&st.file, "file", "", "work on this spool file directly (the agent must be stopped)")
+	return st
+}
+
+// addAdminSpoolTarget is addSpoolTarget for tools served on the admin socket.
+func addAdminSpoolTarget(e env, fs *flag.FlagSet) *spoolTarget {
+	st := addSpoolTarget(e, fs)
+	st.admin = true
+	st.adminFlag()
 	return st
 }
 
@@ -58,12 +73,18 @@ func (st *spoolTarget) live(ctx context.Context) (*client.Client, bool) {
 	}
 	st.asked = true
 	c, err := st.client()
+	if st.admin {
+		c, err = st.adminClient()
+	}
 	if err != nil {
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	if err := c.Do(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
+		if st.admin && errors.Is(err, fs.ErrPermission) {
+			st.denied = err
+		}
 		return nil, false
 	}
 	return c, true
@@ -73,6 +94,9 @@ func (st *spoolTarget) live(ctx context.Context) (*client.Client, bool) {
 // data_dir. The bound is the config's max_bytes (the default's when --file
 // is given and no config can be read), so stats show what the agent uses.
 func (st *spoolTarget) open(readOnly bool) (*spool.Spool, error) {
+	if st.denied != nil {
+		return nil, st.denied
+	}
 	path := st.file
 	cfg, err := st.loadConfig()
 	if path == "" {

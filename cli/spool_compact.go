@@ -18,7 +18,7 @@ outage gives the space back. Prints the sizes before and after.`
 
 func (c *spoolCompactCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool compact")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}

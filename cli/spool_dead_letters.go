@@ -32,7 +32,7 @@ as JSON.`
 
 func (c *deadLettersListCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool dead-letters list")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ Prints how many events moved.`
 
 func (c *deadLettersRequeueCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool dead-letters requeue")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ events were deleted.`
 
 func (c *deadLettersDropCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool dead-letters drop")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}

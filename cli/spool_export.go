@@ -20,7 +20,7 @@ JSON line each, oldest first. Project keys are not printed.`
 
 func (c *spoolExportCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool export")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	deadLetters := fs.Bool("dead-letters", false, "export the dead-letter bucket instead of pending events")
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err

@@ -21,6 +21,14 @@ import (
 type Client struct {
 	socket string
 	http   *http.Client
+	admin  bool // the admin socket: different advice on permission denied
+}
+
+// NewAdmin returns a client for the agent's admin socket.
+func NewAdmin(socket string) *Client {
+	c := New(socket)
+	c.admin = true
+	return c
 }
 
 // New returns a client for the agent listening on socket.
@@ -129,6 +137,8 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("cannot reach the agent: socket %s does not exist (is hogrelay running? check --socket or --config)", c.socket)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("cannot reach the agent: nothing listens on %s (stale socket; is hogrelay running?)", c.socket)
+	case c.admin && (errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES)):
+		return fmt.Errorf("cannot reach the agent's admin socket %s: %w (admin commands need root, the agent's user, or the admin socket's group, e.g. sudo usermod -aG hogrelay-admin $USER; see README \"Security model\")", c.socket, os.ErrPermission)
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EACCES):
 		return fmt.Errorf("cannot reach the agent: permission denied on %s (join the socket's group, e.g. usermod -aG hogrelay $USER)", c.socket)
 	case errors.Is(err, context.DeadlineExceeded):

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -52,11 +53,40 @@ type PostHogConfig struct {
 	PersonalAPIKey Secret `toml:"personal_api_key"`
 }
 
-// ListenConfig holds the producer-facing listeners.
+// ListenConfig holds the listeners: the producer socket, the admin socket
+// and the optional loopback TCP listener.
 type ListenConfig struct {
 	Socket     string   `toml:"socket"`
 	SocketMode FileMode `toml:"socket_mode"`
-	HTTP       string   `toml:"http"`
+	// AdminSocket serves what producers must not do (export, dead-letter
+	// drop/requeue, compact, forwarder retry, flags reload). "" means
+	// admin.sock in the producer socket's directory (AdminSocketPath).
+	AdminSocket     string   `toml:"admin_socket"`
+	AdminSocketMode FileMode `toml:"admin_socket_mode"`
+	// AdminSocketGroup, when set, is the group the admin socket is chowned
+	// to (the agent must be a member); "" keeps the agent's own group.
+	AdminSocketGroup string `toml:"admin_socket_group"`
+	HTTP             string `toml:"http"`
+	// AllowedOrigins are browser origins (e.g. "http://localhost:3000") the
+	// TCP listener serves; requests with any other Origin are refused.
+	AllowedOrigins []string `toml:"allowed_origins"`
+}
+
+// AdminSocketPath is the admin socket's path: admin_socket, or admin.sock
+// next to the producer socket ("" when neither is set).
+func (l ListenConfig) AdminSocketPath() string {
+	if l.AdminSocket != "" {
+		return l.AdminSocket
+	}
+	return DefaultAdminSocket(l.Socket)
+}
+
+// DefaultAdminSocket is admin.sock in the directory of socket ("" for "").
+func DefaultAdminSocket(socket string) string {
+	if socket == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(socket), "admin.sock")
 }
 
 // LogConfig selects zerolog's level and output format.
@@ -111,6 +141,9 @@ type FlagsConfig struct {
 	AnswerCacheMaxEntries int      `toml:"answer_cache_max_entries"`
 	AnswerCacheMaxBytes   ByteSize `toml:"answer_cache_max_bytes"`
 	AnswerCacheMaxAge     Duration `toml:"answer_cache_max_age"`
+	// DefinitionsKeys are bearer keys, besides personal_api_key, that
+	// local-evaluation SDKs may send to /flags/definitions on the TCP listener.
+	DefinitionsKeys []Secret `toml:"definitions_keys"`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -120,8 +153,10 @@ func Default() Config {
 		DataDir: "/var/lib/hogrelay",
 		PostHog: PostHogConfig{Host: "https://us.i.posthog.com"},
 		Listen: ListenConfig{
-			Socket:     "/run/hogrelay/hogrelay.sock",
-			SocketMode: 0o660,
+			Socket:          "/run/hogrelay/hogrelay.sock",
+			SocketMode:      0o660,
+			AdminSocketMode: 0o600,
+			AllowedOrigins:  []string{},
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
 		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000},
@@ -140,7 +175,7 @@ func Default() Config {
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
 		Flags: FlagsConfig{
-			PollInterval: Duration(30 * time.Second), GeoIPDisable: true, RemoteTimeout: Duration(2500 * time.Millisecond),
+			PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}, GeoIPDisable: true, RemoteTimeout: Duration(2500 * time.Millisecond),
 			AnswerCacheMaxEntries: 100_000, AnswerCacheMaxBytes: 64 << 20, AnswerCacheMaxAge: Duration(7 * 24 * time.Hour),
 		},
 	}

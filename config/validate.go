@@ -101,6 +101,23 @@ func (l ListenConfig) validate() *problem {
 	if l.SocketMode&^0o777 != 0 {
 		return problemf("socket_mode", "%o is not a permission mode (use e.g. \"0660\")", uint32(l.SocketMode))
 	}
+	if n := len(l.AdminSocket); n > 107 {
+		return problemf("admin_socket", "%q is %d bytes long; unix socket paths are limited to 107 bytes", l.AdminSocket, n)
+	}
+	if l.AdminSocketMode&^0o777 != 0 {
+		return problemf("admin_socket_mode", "%o is not a permission mode (use e.g. \"0600\")", uint32(l.AdminSocketMode))
+	}
+	if l.AdminSocketMode&0o007 != 0 {
+		return problemf("admin_socket_mode", "%04o lets every local user export and drop events; use 0600, or 0660 with admin_socket_group", uint32(l.AdminSocketMode))
+	}
+	if p := l.AdminSocketPath(); p != "" && p == l.Socket {
+		return problemf("admin_socket", "%q is the producer socket; the admin socket needs its own path", p)
+	}
+	for i, o := range l.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return problemf("allowed_origins", "entry %d: %q is not an origin (use e.g. \"http://localhost:3000\": scheme, host, optional port)", i, o)
+		}
+	}
 	if l.HTTP != "" {
 		host, _, err := net.SplitHostPort(l.HTTP)
 		if err != nil {
@@ -178,6 +195,11 @@ func (f ForwarderConfig) validate(in IngestConfig) *problem {
 func (f FlagsConfig) validate() *problem {
 	if f.PollInterval < Duration(time.Second) {
 		return problemf("poll_interval", "%s is too short (at least 1s; PostHog rate-limits definitions to 600/min per project)", f.PollInterval)
+	}
+	for i, k := range f.DefinitionsKeys {
+		if len(k) < 8 {
+			return problemf("definitions_keys", "entry %d is shorter than 8 characters; use a long random key", i)
+		}
 	}
 	if f.RemoteTimeout < Duration(100*time.Millisecond) || f.RemoteTimeout > Duration(time.Minute) {
 		return problemf("remote_timeout", "%s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)", f.RemoteTimeout)

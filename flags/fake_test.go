@@ -3,17 +3,16 @@ package flags
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
 const (
@@ -133,41 +132,6 @@ func status(code int, body string) func(http.ResponseWriter, *http.Request, int)
 	}
 }
 
-// logBuf collects zerolog output; the service logs from several goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lines returns the decoded log lines whose message contains msg.
-func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
-		if s, _ := m["message"].(string); strings.Contains(s, msg) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // clock is a manual clock for fetch times and the remote cooldown.
 type clock struct {
 	mu sync.Mutex
@@ -188,7 +152,7 @@ func (c *clock) advance(d time.Duration) {
 
 type harness struct {
 	svc   *Service
-	logs  *logBuf
+	logs  *testlog.Buffer
 	clock *clock
 	dir   string
 }
@@ -199,7 +163,7 @@ var openByDir sync.Map // dir -> *Service
 // and debug logs captured. mod adjusts the Options first.
 func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 	t.Helper()
-	logs := &logBuf{}
+	log, logs := testlog.Capture(t)
 	o := Options{
 		Host:           host,
 		ProjectToken:   testToken,
@@ -207,7 +171,7 @@ func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 		PollInterval:   10 * time.Second,
 		Dir:            dir,
 		GeoIPDisable:   true,
-		Logger:         zerolog.New(logs).Level(zerolog.DebugLevel),
+		Logger:         log,
 	}
 	if mod != nil {
 		mod(&o)

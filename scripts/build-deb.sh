@@ -189,6 +189,7 @@ if command -v systemd-sysusers >/dev/null 2>&1; then
 	systemd-sysusers ${root:+--root="$root"} hogrelay.conf
 elif [ -z "$root" ]; then
 	getent group hogrelay >/dev/null 2>&1 || groupadd --system hogrelay
+	getent group hogrelay-admin >/dev/null 2>&1 || groupadd --system hogrelay-admin
 	getent passwd hogrelay >/dev/null 2>&1 ||
 		useradd --system --gid hogrelay --home-dir /var/lib/hogrelay --no-create-home \
 			--shell /usr/sbin/nologin --comment "hogrelay PostHog event relay" hogrelay

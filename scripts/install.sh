@@ -166,12 +166,12 @@ if $uninstall; then
 	say kept "$DESTDIR$conf_dir (config and env file)"
 	say kept "$DESTDIR$data_dir (spooled events and flag cache, if any)"
 	if $live; then
-		say kept "user and group hogrelay (they own the data)"
+		say kept "user hogrelay, groups hogrelay and hogrelay-admin (they own the data)"
 		cat <<-MSG
 
 		Your config and any unsent events are still there. To remove them too:
 		  rm -r $conf_dir $data_dir
-		  userdel hogrelay; groupdel hogrelay
+		  userdel hogrelay; groupdel hogrelay; groupdel hogrelay-admin
 		  rm -r /etc/systemd/system/hogrelay.service.d   # if you made drop-ins with systemctl edit
 		MSG
 	fi
@@ -201,11 +201,11 @@ binary_changed=$changed
 put "$repo/systemd/hogrelay.sysusers" "$sysusers_path" 0644
 put "$repo/systemd/hogrelay.tmpfiles" "$tmpfiles_path" 0644
 if $live; then
-	if getent group hogrelay >/dev/null 2>&1 && getent passwd hogrelay >/dev/null 2>&1; then
-		say unchanged "user and group hogrelay"
+	if getent group hogrelay >/dev/null 2>&1 && getent group hogrelay-admin >/dev/null 2>&1 && getent passwd hogrelay >/dev/null 2>&1; then
+		say unchanged "user hogrelay, groups hogrelay and hogrelay-admin"
 	elif command -v systemd-sysusers >/dev/null 2>&1; then
 		systemd-sysusers "$sysusers_path"
-		say created "user and group hogrelay (systemd-sysusers)"
+		say created "user hogrelay, groups hogrelay and hogrelay-admin (systemd-sysusers)"
 	else
 		nologin=/bin/false
 		for sh in /usr/sbin/nologin /sbin/nologin; do
@@ -215,10 +215,11 @@ if $live; then
 			fi
 		done
 		getent group hogrelay >/dev/null 2>&1 || groupadd --system hogrelay
+		getent group hogrelay-admin >/dev/null 2>&1 || groupadd --system hogrelay-admin
 		getent passwd hogrelay >/dev/null 2>&1 ||
 			useradd --system --gid hogrelay --home-dir "$data_dir" --no-create-home \
 				--shell "$nologin" --comment "hogrelay PostHog event relay" hogrelay
-		say created "user and group hogrelay (useradd)"
+		say created "user hogrelay, groups hogrelay and hogrelay-admin (useradd)"
 	fi
 else
 	say skipped "creating user hogrelay (DESTDIR set: $sysusers_path creates it on the target)"

@@ -82,11 +82,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 			if v == nil {
 				continue
 			}
-			_, n, _, err := decodeHeader(v)
-			if err != nil {
-				n = 0
-			}
-			c.PendingEvents -= int64(n)
+			c.PendingEvents -= eventCount(v)
 			c.PendingBytes -= int64(len(v))
 			if err := pending.Delete(k); err != nil {
 				return err
@@ -118,10 +114,9 @@ func (s *Spool) quarantine(seqs []uint64) error {
 				continue
 			}
 			size := int64(len(v))
-			if _, n, _, err := decodeHeader(v); err == nil {
-				c.PendingEvents -= int64(n)
-				c.DeadEvents += int64(n)
-			}
+			n := eventCount(v)
+			c.PendingEvents -= n
+			c.DeadEvents += n
 			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
 				return err
 			}

@@ -117,6 +117,8 @@ type Spool struct {
 	ctr   counters
 	// dropped counts events deleted by the drop_oldest policy since start.
 	dropped atomic.Uint64
+	// recovery is set once by Open when the file was damaged.
+	recovery *Recovery
 }
 
 type counters struct {
@@ -124,10 +126,13 @@ type counters struct {
 	NextSeq                                            uint64
 }
 
-// Open opens (or creates) the spool file. A file that bbolt cannot open
-// because it is damaged is renamed aside (kept for inspection) and a fresh
-// spool is started, so a corrupt file cannot put the agent in a crash loop.
-// A file locked by another process is an error (ErrLocked), never moved.
+// Open opens (or creates) the spool file. A damaged file (one bbolt cannot
+// open, one shorter than its metadata says, or a zero-byte file) is renamed
+// aside, a fresh spool is started and every intact record of the damaged
+// file is salvaged into it (Stats().Recovery says how many), so a damaged
+// file neither crash-loops the agent nor loses what can be read. A file
+// locked by another process is an error (ErrLocked), never moved; so is an
+// I/O error such as a full disk, which says nothing about the file.
 func Open(opts Options) (*Spool, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 2 << 30
@@ -147,11 +152,9 @@ func Open(opts Options) (*Spool, error) {
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}, 1),
 	}
-	db, err := s.openOrRecover()
-	if err != nil {
+	if err := s.openOrRecover(); err != nil {
 		return nil, err
 	}
-	s.db = db
 	if !opts.ReadOnly {
 		s.wg.Add(1)
 		go s.writer()
@@ -204,6 +207,8 @@ type Stats struct {
 	// DroppedEvents counts events deleted by the drop_oldest policy since start.
 	DroppedEvents uint64 `json:"dropped_events"`
 	Path          string `json:"path"`
+	// Recovery is set when the file was damaged at start (see Open).
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
 
 // Stats reads the counters and the head record's receive time.
@@ -217,6 +222,7 @@ func (s *Spool) Stats() (Stats, error) {
 		PendingEvents: c.PendingEvents, PendingBytes: c.PendingBytes,
 		DeadEvents: c.DeadEvents, DeadBytes: c.DeadBytes,
 		MaxBytes: s.opts.MaxBytes, DroppedEvents: s.dropped.Load(), Path: s.opts.Path,
+		Recovery: s.recovery,
 	}
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.FileBytes = fi.Size()
@@ -226,11 +232,10 @@ func (s *Spool) Stats() (Stats, error) {
 		if k == nil {
 			return nil
 		}
-		h, _, _, err := decodeHeader(v)
-		if err != nil {
-			return fmt.Errorf("spool: record %d: %w", keySeq(k), err)
+		// A damaged head record has no time; Next quarantines it.
+		if h, _, _, err := decodeHeader(v); err == nil {
+			st.Oldest = h.received
 		}
-		st.Oldest = h.received
 		return nil
 	})
 	return st, err

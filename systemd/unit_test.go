@@ -100,6 +100,7 @@ func TestUnitKeySettings(t *testing.T) {
 		{"Service", "NotifyAccess", "main"},
 		{"Service", "User", "hogrelay"},
 		{"Service", "Group", "hogrelay"},
+		{"Service", "SupplementaryGroups", "hogrelay-admin"},
 		{"Service", "ExecStartPre", installedBinary + " check-config --config " + config.DefaultPath},
 		{"Service", "ExecStart", installedBinary + " serve --config " + config.DefaultPath},
 		{"Service", "EnvironmentFile", "-/etc/hogrelay/env"},
@@ -260,6 +261,7 @@ func TestSysusersAndTmpfiles(t *testing.T) {
 	group, err := os.ReadFile(filepath.Join(root, "etc", "group"))
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^hogrelay:x:\d+:\d+:[^:]*:/var/lib/hogrelay:/usr/sbin/nologin$`, string(passwd))
+	require.Regexp(t, `(?m)^hogrelay-admin:x:\d+:`, string(group), "the unit's SupplementaryGroups= must exist")
 	m := regexp.MustCompile(`(?m)^hogrelay:x:(\d+):`).FindStringSubmatch(string(group))
 	require.NotNil(t, m, "no hogrelay group in:\n%s", group)
 	gid, err := strconv.Atoi(m[1])
