@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 
+	"github.com/hogrelay/hogrelay/client"
 	"github.com/hogrelay/hogrelay/flags"
 )
 
@@ -24,13 +25,14 @@ func (c *flagsCacheClearCmd) Usage() string {
 Forget every answer the agent keeps from PostHog's /flags for offline use
 (data_dir/` + flags.AnswerFile + `, which holds distinct ids and the properties
 sent). Until PostHog answers again, flags that need it have no answer.
-With --data-dir, clear the file of a stopped agent instead of asking the
-running one.`
+Served on the agent's admin socket. With --data-dir, clear the file of a
+stopped agent instead of asking the running one.`
 }
 
 func (c *flagsCacheClearCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("flags cache clear")
-	t := addTarget(c.env, fs)
+	// The cache holds every user's distinct ids: an admin call.
+	t := addTarget(c.env, fs).adminFlag()
 	dataDir := fs.String("data-dir", "", "clear the cache file in this (stopped agent's) data directory")
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
@@ -46,7 +48,13 @@ func (c *flagsCacheClearCmd) Run(ctx context.Context, args []string) error {
 	var out struct {
 		Cleared int `json:"cleared_entries"`
 	}
-	if err := t.call(ctx, http.MethodPost, "/hogrelay/v1/flags/cache/clear", nil, &out); err != nil {
+	cl, err := t.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
+	defer cancel()
+	if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/cache/clear", nil, &out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "cleared %d cached flag answers\n", out.Cleared)
