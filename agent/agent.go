@@ -61,7 +61,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 	}
 	a.spool, err = spool.Open(spool.Options{
 		Path: filepath.Join(cfg.DataDir, SpoolFile), MaxBytes: int64(cfg.Spool.MaxBytes),
-		WhenFull: policy, Logger: log,
+		WhenFull: policy, Logger: log, WaitForDisk: true,
 	})
 	if err != nil {
 		return nil, err

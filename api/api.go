@@ -110,6 +110,12 @@ func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
 	}
+	if h.deps.Spool != nil {
+		if err := h.deps.Spool.Health(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
+	}
 	writeText(w, 200, "ready")
 }
 

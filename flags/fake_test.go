@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,19 +23,20 @@ const (
 	testKey   = "phx_SuperSecretPersonalKey42"
 )
 
-// testDefs has one flag that is on for everyone (with a payload), one that
+// testDefs (testdata/definitions.json) has one flag that is on for everyone (with a payload), one that
 // is off, and one that needs the server (experience continuity).
-const testDefs = `{"flags":[
- {"id":1,"team_id":1,"name":"on","key":"always-on","active":true,"deleted":false,"version":3,
-  "ensure_experience_continuity":false,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"color\":\"blue\"}"}}},
- {"id":2,"team_id":1,"name":"off","key":"always-off","active":false,"deleted":false,"version":1,
-  "ensure_experience_continuity":false,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
- {"id":3,"team_id":1,"name":"server","key":"needs-server","active":true,"deleted":false,"version":1,
-  "ensure_experience_continuity":true,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}
-],"group_type_mapping":{},"cohorts":{}}`
+var testDefs = readTestdata("definitions.json")
+
+// readTestdata returns testdata/name as a string, without the file's final
+// newline (tests compare served bytes); a missing fixture panics at init,
+// which fails every test in the package with the file's name.
+func readTestdata(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
 
 // fakePostHog is the network edge: a real HTTP server on an ephemeral port
 // whose answers tests script through func fields.

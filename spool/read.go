@@ -22,6 +22,9 @@ func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
 func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error) {
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if s.db == nil {
+		return nil, nil // not open yet: nothing to read; Notify fires once it is
+	}
 	var out []Record
 	var bad []uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -144,6 +147,9 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	}
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if err := s.OpenError(); err != nil {
+		return err
+	}
 	s.ctrMu.Lock()
 	defer s.ctrMu.Unlock()
 	c := s.ctr

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -60,6 +61,8 @@ func (s *Spool) writer() {
 // Requests that do not fit under the Reject policy get ErrFull without
 // failing the others.
 func (s *Spool) commit(group []*writeReq) {
+	s.commitSince.Store(time.Now().UnixNano())
+	defer s.commitSince.Store(0)
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
 	s.ctrMu.Lock()
