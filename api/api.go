@@ -54,7 +54,7 @@ func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
-		metrics: newMetrics(d.Registry, d.Spool),
+		metrics: newMetrics(),
 		called:  d.Called,
 	}
 	if h.called == nil {

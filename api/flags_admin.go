@@ -264,7 +264,6 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 			h.recordFlagCalled(r.Context(), flags.Called{DistinctID: req.DistinctID, Groups: req.Groups, Key: req.Key,
 				Answer: ans, Answered: err == nil, Err: err})
 		}
-		h.metrics.flagEval.WithLabelValues(source).Inc()
 		writeJSON(w, 200, out)
 		return
 	}
@@ -273,7 +272,6 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	h.countAnswers(all)
 	out := EvaluateAllAnswer{Flags: map[string]any{}, Payloads: map[string]json.RawMessage{}, Sources: map[string]string{},
 		ErrorsWhileComputing: all.ErrorsWhileComputing || err != nil, QuotaLimited: all.QuotaLimited, CachedAt: all.CachedAt}
 	if err != nil {

@@ -197,7 +197,6 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 		// own answer when it cannot compute flags.
 		all.ErrorsWhileComputing = !all.QuotaLimited
 	}
-	h.countAnswers(all)
 	if !all.CachedAt.IsZero() {
 		// SDKs ignore unknown headers and fields; operators and tests see
 		// that PostHog could not be reached and how old the answer is.
@@ -222,15 +221,6 @@ func responseVersion(q url.Values, decide bool) int {
 		return 1
 	}
 	return v
-}
-
-func (h *Handler) countAnswers(all flags.All) {
-	for k := range all.Flags {
-		h.metrics.flagEval.WithLabelValues(string(all.Source[k])).Inc()
-	}
-	if all.ErrorsWhileComputing || all.QuotaLimited {
-		h.metrics.flagEval.WithLabelValues("none").Inc()
-	}
 }
 
 // flagsResponse is the /flags and /decide answer in every version's shape.

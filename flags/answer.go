@@ -104,6 +104,12 @@ func newAll() All {
 // Local answers one flag from local evaluation only (no network), with the
 // same quota rule as Flag.
 func (s *Service) Local(key string, in eval.Input) (eval.Result, error) {
+	r, err := s.local(key, in)
+	s.metrics.countFlag(SourceLocal, err)
+	return r, err
+}
+
+func (s *Service) local(key string, in eval.Input) (eval.Result, error) {
 	if s.quota.Load() {
 		return eval.Result{}, newNoAnswer(ErrQuotaLimited.Error(), ErrQuotaLimited)
 	}
@@ -128,6 +134,12 @@ func withoutFlagPrefix(key string, err error) string {
 // evaluation cannot decide it and remote calls are allowed; from the answer
 // cache when PostHog cannot be reached.
 func (s *Service) Flag(ctx context.Context, key string, a Ask) (Answer, error) {
+	ans, err := s.flag(ctx, key, a)
+	s.metrics.countFlag(ans.Source, err)
+	return ans, err
+}
+
+func (s *Service) flag(ctx context.Context, key string, a Ask) (Answer, error) {
 	// Evaluate answers inactive flags too (off), which All leaves out.
 	if d := s.defs.Load(); d != nil && !s.quota.Load() {
 		if r, err := d.ev.Evaluate(key, a.Input); err == nil {
@@ -135,7 +147,7 @@ func (s *Service) Flag(ctx context.Context, key string, a Ask) (Answer, error) {
 		}
 	}
 	a.FlagKeys = []string{key}
-	all, err := s.All(ctx, a)
+	all, err := s.all(ctx, a)
 	if r, ok := all.Flags[key]; ok {
 		return Answer{Result: r, Source: all.Source[key], CachedAt: all.CachedAt, RequestID: all.RequestID,
 			EvaluatedAt: all.EvaluatedAt, ErrorsWhileComputing: all.ErrorsWhileComputing}, nil
@@ -170,6 +182,12 @@ func (s *Service) Flag(ctx context.Context, key string, a Ask) (Answer, error) {
 // answer are left out and ErrorsWhileComputing is set, as PostHog itself
 // does; ErrNoAnswer comes back only when nothing at all can answer.
 func (s *Service) All(ctx context.Context, a Ask) (All, error) {
+	all, err := s.all(ctx, a)
+	s.metrics.countAll(all, err)
+	return all, err
+}
+
+func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 	if s.quota.Load() {
 		return quotaAll(), newNoAnswer(ErrQuotaLimited.Error(), ErrQuotaLimited)
 	}
