@@ -51,7 +51,7 @@ func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
-		metrics: newMetrics(d.Registry, d.Spool),
+		metrics: newMetrics(),
 		called:  flags.NewCalledEvents(50_000),
 	}
 	h.mux = newRouter(h)
@@ -96,7 +96,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {

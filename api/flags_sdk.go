@@ -189,22 +189,8 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		all.ErrorsWhileComputing = !all.QuotaLimited
 	}
-	h.countAnswers(all)
 	version, _ := strconv.Atoi(r.URL.Query().Get("v"))
 	writeJSON(w, 200, shapeFlagsResponse(all, decide, version, r.URL.Query().Has("v")))
-}
-
-func (h *Handler) countAnswers(all flags.All) {
-	for k := range all.Flags {
-		if all.Local[k] {
-			h.metrics.flagEval.WithLabelValues("local").Inc()
-		} else {
-			h.metrics.flagEval.WithLabelValues("remote").Inc()
-		}
-	}
-	if all.ErrorsWhileComputing || all.QuotaLimited {
-		h.metrics.flagEval.WithLabelValues("none").Inc()
-	}
 }
 
 // payloadString returns the payload the way PostHog's responses carry it:
