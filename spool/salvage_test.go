@@ -181,5 +181,5 @@ func TestHealthReportsAStalledWriter(t *testing.T) {
 	require.ErrorContains(t, s.Health(), "spool writer stalled")
 	s.compactMu.Unlock()
 	require.NoError(t, <-done)
-	require.NoError(t, s.Health())
+	require.Eventually(t, func() bool { return s.Health() == nil }, 5*time.Second, 10*time.Millisecond)
 }
