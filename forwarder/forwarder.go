@@ -60,7 +60,7 @@ const (
 	StateStopped    State = "stopped"
 )
 
-// Status is a snapshot for `hogrelay status` and /status.
+// Status is a snapshot for `hogrelay status` and GET /hogrelay/v1/status.
 type Status struct {
 	State           State     `json:"state"`
 	Until           time.Time `json:"until,omitzero"` // end of the current wait
