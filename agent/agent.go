@@ -95,7 +95,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 func forwarderOptions(cfg config.Config, version string) forwarder.Options {
 	f := cfg.Forwarder
 	return forwarder.Options{
-		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes),
+		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes), MaxInFlight: f.MaxInFlight,
 		RequestTimeout: f.RequestTimeout.D(), BackoffInitial: f.BackoffInitial.D(), BackoffMax: f.BackoffMax.D(),
 		AuthRetryInterval: f.AuthRetryInterval.D(), CompactAbove: int64(cfg.Spool.CompactAbove),
 		UserAgent: "hogrelay/" + version,

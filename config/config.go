@@ -118,6 +118,7 @@ type SpoolConfig struct {
 type ForwarderConfig struct {
 	BatchMaxEvents    int      `toml:"batch_max_events"`
 	BatchMaxBytes     ByteSize `toml:"batch_max_bytes"`
+	MaxInFlight       int      `toml:"max_in_flight"`
 	RequestTimeout    Duration `toml:"request_timeout"`
 	BackoffInitial    Duration `toml:"backoff_initial"`
 	BackoffMax        Duration `toml:"backoff_max"`
@@ -156,9 +157,10 @@ func Default() Config {
 		Forwarder: ForwarderConfig{
 			BatchMaxEvents:    1000,
 			BatchMaxBytes:     5 << 20,
+			MaxInFlight:       16,
 			RequestTimeout:    Duration(30 * time.Second),
 			BackoffInitial:    Duration(time.Second),
-			BackoffMax:        Duration(5 * time.Minute),
+			BackoffMax:        Duration(5 * time.Second),
 			AuthRetryInterval: Duration(5 * time.Minute),
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},

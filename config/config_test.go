@@ -54,6 +54,7 @@ var badConfigs = map[string]string{
 	"bad_when_full":                   `[spool] when_full: "panic" is not "reject" or "drop_oldest"`,
 	"batch_max_events_out_of_range":   `[forwarder] batch_max_events: 0 is out of range (1 to 10000)`,
 	"batch_too_big":                   `[forwarder] batch_max_bytes: 64MiB is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)`,
+	"max_in_flight_out_of_range":      `[forwarder] max_in_flight: 0 is out of range (1 to 256; 1 sends one batch at a time in strict order)`,
 	"zero_request_timeout":            `[forwarder] request_timeout: must be a positive duration (use e.g. "30s")`,
 	"zero_backoff_initial":            `[forwarder] backoff_initial: must be a positive duration (use e.g. "30s")`,
 	"negative_backoff_max":            `[forwarder] backoff_max: must be a positive duration (use e.g. "30s")`,

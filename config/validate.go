@@ -172,6 +172,9 @@ func (f ForwarderConfig) validate(in IngestConfig) *problem {
 	if f.BatchMaxBytes < in.MaxEventBytes || f.BatchMaxBytes > 20<<20 {
 		return problemf("batch_max_bytes", "%s is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)", f.BatchMaxBytes)
 	}
+	if f.MaxInFlight < 1 || f.MaxInFlight > 256 {
+		return problemf("max_in_flight", "%d is out of range (1 to 256; 1 sends one batch at a time in strict order)", f.MaxInFlight)
+	}
 	for _, d := range []struct {
 		key string
 		v   Duration
