@@ -72,6 +72,9 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 		Host: cfg.PostHog.Host, ProjectToken: cfg.PostHog.APIKey.Reveal(),
 		PersonalAPIKey: cfg.PostHog.PersonalAPIKey.Reveal(), PollInterval: cfg.Flags.PollInterval.D(),
 		Dir: cfg.DataDir, OnlyEvaluateLocally: cfg.Flags.OnlyEvaluateLocally, Logger: log,
+		GeoIPDisable: cfg.Flags.GeoIPDisable, RemoteTimeout: cfg.Flags.RemoteTimeout.D(),
+		AnswerCache: flags.AnswerCacheOptions{MaxEntries: cfg.Flags.AnswerCacheMaxEntries,
+			MaxBytes: int64(cfg.Flags.AnswerCacheMaxBytes), MaxAge: cfg.Flags.AnswerCacheMaxAge.D()},
 	})
 	if err != nil {
 		_ = a.spool.Close()
@@ -80,12 +83,14 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 	a.handler = api.New(api.Deps{
 		Spool: a.spool, Forwarder: a.forwarder, Flags: a.flags, Status: func() any { return a.Status() },
 		Registry: a.registry, Logger: log, Ready: a.isReady,
+		Called: flags.NewCalledEvents(50_000, "hogrelay", version, cfg.Flags.GeoIPDisable),
 	}, a.ingestOptions(cfg))
 	a.handler.SetAccess(accessOf(cfg))
 	a.registerMetrics()
 
 	if err := a.listen(cfg); err != nil {
 		a.closeListeners()
+		_ = a.flags.Close()
 		_ = a.spool.Close()
 		return nil, err
 	}

@@ -33,6 +33,9 @@ type Deps struct {
 	Logger   zerolog.Logger
 	// Ready reports whether the agent is ready to take events (/readyz).
 	Ready func() bool
+	// Called builds the $feature_flag_called events of the CLI's flag
+	// questions; nil = one with defaults.
+	Called *flags.CalledEvents
 }
 
 // Handler is an http.Handler; create it with New.
@@ -52,7 +55,10 @@ func New(d Deps, opts capture.Options) *Handler {
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		metrics: newMetrics(),
-		called:  flags.NewCalledEvents(50_000),
+		called:  d.Called,
+	}
+	if h.called == nil {
+		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
 	h.mux = newRouter(h)
 	h.ingest.Store(&opts)
@@ -96,7 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {

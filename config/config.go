@@ -130,6 +130,18 @@ type ForwarderConfig struct {
 type FlagsConfig struct {
 	PollInterval        Duration `toml:"poll_interval"`
 	OnlyEvaluateLocally bool     `toml:"only_evaluate_locally"`
+	// GeoIPDisable is geoip_disable on the agent's own /flags calls (CLI,
+	// send_feature_flags): PostHog would locate the agent's server, not the
+	// user. SDK requests keep what the SDK sent.
+	GeoIPDisable bool `toml:"geoip_disable"`
+	// RemoteTimeout bounds one remote evaluation, its one retry included.
+	RemoteTimeout Duration `toml:"remote_timeout"`
+	// The answer cache keeps PostHog's last answer per evaluation context
+	// for offline use: at most this many entries and bytes (least recently
+	// used go first), none older than AnswerCacheMaxAge.
+	AnswerCacheMaxEntries int      `toml:"answer_cache_max_entries"`
+	AnswerCacheMaxBytes   ByteSize `toml:"answer_cache_max_bytes"`
+	AnswerCacheMaxAge     Duration `toml:"answer_cache_max_age"`
 	// DefinitionsKeys are bearer keys, besides personal_api_key, that
 	// local-evaluation SDKs may send to /flags/definitions on the TCP listener.
 	DefinitionsKeys []Secret `toml:"definitions_keys"`
@@ -164,7 +176,10 @@ func Default() Config {
 			AuthRetryInterval: Duration(5 * time.Minute),
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
-		Flags: FlagsConfig{PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}},
+		Flags: FlagsConfig{
+			PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}, GeoIPDisable: true, RemoteTimeout: Duration(2500 * time.Millisecond),
+			AnswerCacheMaxEntries: 100_000, AnswerCacheMaxBytes: 64 << 20, AnswerCacheMaxAge: Duration(7 * 24 * time.Hour),
+		},
 	}
 }
 

@@ -204,6 +204,18 @@ func (f FlagsConfig) validate() *problem {
 			return problemf("definitions_keys", "entry %d is shorter than 8 characters; use a long random key", i)
 		}
 	}
+	if f.RemoteTimeout < Duration(100*time.Millisecond) || f.RemoteTimeout > Duration(time.Minute) {
+		return problemf("remote_timeout", "%s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)", f.RemoteTimeout)
+	}
+	if f.AnswerCacheMaxEntries < 1 {
+		return problemf("answer_cache_max_entries", "must be at least 1")
+	}
+	if f.AnswerCacheMaxBytes < 64<<10 {
+		return problemf("answer_cache_max_bytes", "%s is too small (at least 64KiB)", f.AnswerCacheMaxBytes)
+	}
+	if f.AnswerCacheMaxAge < Duration(time.Minute) {
+		return problemf("answer_cache_max_age", "%s is too short (at least 1m)", f.AnswerCacheMaxAge)
+	}
 	return nil
 }
 
