@@ -33,7 +33,19 @@ type Deps struct {
 	Logger   zerolog.Logger
 	// Ready reports whether the agent is ready to take events (/readyz).
 	Ready func() bool
+	// DecodeBudget bounds the bytes of request bodies being read and
+	// decoded at once (default DefaultDecodeBudget).
+	DecodeBudget int64
 }
+
+// DefaultDecodeBudget is [ingest] max_decode_bytes' default. A 20 MiB batch
+// needs ~60-80 MiB to decode (wire bytes, payload, normalised events and
+// spool records), so three such requests decode at once and small ones by
+// the thousand.
+const DefaultDecodeBudget = 256 << 20
+
+// budgetWait is how long a request waits for decode budget before 503.
+const budgetWait = 2 * time.Second
 
 // Handler is an http.Handler; create it with New.
 type Handler struct {
@@ -42,6 +54,7 @@ type Handler struct {
 	mux     *router
 	ingest  atomic.Pointer[capture.Options]
 	access  atomic.Pointer[access]
+	budget  *decodeBudget
 	metrics *metrics
 	called  *flags.CalledEvents
 }
@@ -55,6 +68,11 @@ func New(d Deps, opts capture.Options) *Handler {
 		called:  flags.NewCalledEvents(50_000),
 	}
 	h.mux = newRouter(h)
+	if d.DecodeBudget <= 0 {
+		d.DecodeBudget = DefaultDecodeBudget
+	}
+	h.budget = newDecodeBudget(d.DecodeBudget, budgetWait)
+	h.metrics.registerBudget(d.Registry, h.budget)
 	h.ingest.Store(&opts)
 	h.routes()
 	return h

@@ -83,3 +83,15 @@ func (m *metrics) ingested(endpoint string, events int) {
 func (m *metrics) refused(endpoint string, status int) {
 	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
 }
+
+func (m *metrics) registerBudget(reg *prometheus.Registry, b *decodeBudget) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_ingest_decode_bytes", Help: "Bytes of request bodies being read and decoded now (bounded by [ingest] max_decode_bytes)."},
+			func() float64 { return float64(b.inUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_ingest_decode_max_bytes", Help: "The decode budget ([ingest] max_decode_bytes)."},
+			func() float64 { return float64(b.size) }),
+	)
+}

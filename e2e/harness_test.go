@@ -79,6 +79,7 @@ type agentProc struct {
 	// do sends the admin calls (see adminPath).
 	adminSocket string
 	admin       *http.Client
+	argv        []string // what start runs instead of the test binary (startAgentCmd)
 }
 
 // unixClient is an HTTP client that dials one unix socket.
@@ -173,11 +174,19 @@ func writeConfig(t *testing.T, dir, socket, host string, overrides ...string) st
 // real binary.
 func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agentProc {
 	t.Helper()
+	return startAgentCmd(t, up, nil, overrides...)
+}
+
+// startAgentCmd is startAgent running argv (e.g. a non-race build, or
+// prlimit in front of one) instead of the test binary; argv's last element
+// is the hogrelay binary, which gets "serve --config …".
+func startAgentCmd(t *testing.T, up *fakeposthog.Server, argv []string, overrides ...string) *agentProc {
+	t.Helper()
 	// Unix socket paths are limited to ~108 bytes; t.TempDir() can be long.
 	dir, err := os.MkdirTemp("", "hr")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up}
+	a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up, argv: argv}
 	a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), overrides...)
 	a.http = unixClient(a.socket)
 	a.adminSocket = filepath.Join(dir, "admin.sock")
@@ -206,7 +215,11 @@ func tail(s string, n int) string {
 
 func (a *agentProc) start() {
 	a.t.Helper()
-	a.cmd = exec.Command(binary, "serve", "--config", a.cfgPath)
+	argv := append(append([]string{}, a.argv...), "serve", "--config", a.cfgPath)
+	if len(a.argv) == 0 {
+		argv = append([]string{binary}, argv...)
+	}
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	require.NoError(a.t, a.cmd.Start())
 	a.exited = make(chan error, 1)
