@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/api"
@@ -56,20 +55,19 @@ type Agent struct {
 // New opens the spool and binds the listeners. Nothing runs until Run.
 func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) {
 	a := &Agent{log: log, version: version, started: time.Now(), cfg: cfg, registry: prometheus.NewRegistry()}
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	policy, err := spool.ParsePolicy(cfg.Spool.WhenFull)
 	if err != nil {
 		return nil, err
 	}
 	a.spool, err = spool.Open(spool.Options{
 		Path: filepath.Join(cfg.DataDir, SpoolFile), MaxBytes: int64(cfg.Spool.MaxBytes),
-		WhenFull: policy, Logger: log,
+		WhenFull: policy, Logger: log, WaitForDisk: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	fo := forwarderOptions(cfg, version)
-	fo.Logger, fo.Registerer = log, a.registry
+	fo.Logger = log
 	a.forwarder = forwarder.New(a.spool, fo)
 
 	a.flags, err = flags.New(flags.Options{
@@ -215,51 +213,4 @@ func (a *Agent) adminSocket() string {
 		}
 	}
 	return ""
-}
-
-func (a *Agent) registerMetrics() {
-	a.registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_up", Help: "1 while the forwarder is sending or idle, 0 while backing off or auth failed."},
-			func() float64 {
-				switch a.forwarder.Status().State {
-				case forwarder.StateBackingOff, forwarder.StateAuthFailed, forwarder.StateStopped:
-					return 0
-				}
-				return 1
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_auth_failed", Help: "1 while PostHog refuses the project key (401/403)."},
-			func() float64 {
-				if a.forwarder.Status().State == forwarder.StateAuthFailed {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_last_success_timestamp_seconds", Help: "Unix time of the last batch PostHog accepted."},
-			func() float64 {
-				if t := a.forwarder.Status().LastSuccess; !t.IsZero() {
-					return float64(t.UnixNano()) / 1e9
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_cache_age_seconds", Help: "Seconds since PostHog last confirmed the flag definitions in use (0 when none)."},
-			func() float64 {
-				if t := a.flags.Status().FetchedAt; !t.IsZero() {
-					return time.Since(t).Seconds()
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_definitions", Help: "Flag definitions loaded."},
-			func() float64 { return float64(a.flags.Status().FlagCount) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_quota_limited", Help: "1 while PostHog reports the flags quota exceeded (flags are not evaluated)."},
-			func() float64 {
-				if a.flags.Status().QuotaLimited {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hogrelay_flags_polls_total", Help: "Definition polls made."},
-			func() float64 { return float64(a.flags.Status().Polls) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hogrelay_flags_poll_errors_total", Help: "Definition polls that failed."},
-			func() float64 { return float64(a.flags.Status().PollErrors) }),
-	)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hogrelay/hogrelay/forwarder"
 	"github.com/hogrelay/hogrelay/sdnotify"
+	"github.com/hogrelay/hogrelay/spool"
 )
 
 // running is what start set going and stop must end, in the reverse order.
@@ -137,7 +138,9 @@ func (a *Agent) watchdog(ctx context.Context) <-chan struct{} {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := a.spool.Stats(); err != nil || a.forwarder.Status().State == forwarder.StateStopped {
+				// A spool waiting for disk space is alive (it retries by
+				// itself and /readyz says why); a restart would not help.
+				if _, err := a.spool.Stats(); (err != nil && !errors.Is(err, spool.ErrUnavailable)) || a.forwarder.Status().State == forwarder.StateStopped {
 					a.log.Error().Err(err).Msg("unhealthy: not pinging the systemd watchdog")
 					continue
 				}

@@ -64,7 +64,7 @@ func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
-		metrics: newMetrics(d.Registry, d.Spool),
+		metrics: newMetrics(),
 		called:  flags.NewCalledEvents(50_000),
 	}
 	h.mux = newRouter(h)
@@ -72,7 +72,7 @@ func New(d Deps, opts capture.Options) *Handler {
 		d.DecodeBudget = DefaultDecodeBudget
 	}
 	h.budget = newDecodeBudget(d.DecodeBudget, budgetWait)
-	h.metrics.registerBudget(d.Registry, h.budget)
+	h.metrics.budget = h.budget
 	h.ingest.Store(&opts)
 	h.routes()
 	return h
@@ -100,6 +100,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/requeue", h.handleDeadLetterRequeue)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/dead-letters/drop", h.handleDeadLetterDrop)
 	h.mux.HandleFunc("POST /hogrelay/v1/spool/compact", h.handleCompact)
+	h.mux.HandleFunc("POST /hogrelay/v1/spool/import", h.handleSpoolImport)
 	h.mux.HandleFunc("POST /hogrelay/v1/forwarder/retry", h.handleRetryNow)
 	h.flagRoutes()
 	h.mux.HandleFunc("/", h.handleUnknown)
@@ -113,13 +114,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {
 	if h.deps.Ready != nil && !h.deps.Ready() {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
+	}
+	if h.deps.Spool != nil {
+		if err := h.deps.Spool.Health(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
 	}
 	writeText(w, 200, "ready")
 }

@@ -12,21 +12,22 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/testlog"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
 func newHandler(t *testing.T, maxBytes int64) (*Handler, *spool.Spool) {
 	t.Helper()
-	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), MaxBytes: maxBytes, Logger: zerolog.Nop()})
+	log := testlog.New(t)
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), MaxBytes: maxBytes, Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sp.Close() })
-	h := New(Deps{Spool: sp, Registry: prometheus.NewRegistry(), Logger: zerolog.Nop()}, capture.Options{DefaultToken: "phc_default"})
+	h := New(Deps{Spool: sp, Registry: prometheus.NewRegistry(), Logger: log}, capture.Options{DefaultToken: "phc_default"})
 	return h, sp
 }
 
@@ -106,12 +107,13 @@ func TestDefinitionsNeedABearerKey(t *testing.T) {
 // /flags bodies come in the encodings capture takes; each reaches the
 // request parser, and a broken one is refused with the reason.
 func TestFlagsBodyEncodings(t *testing.T) {
-	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), Logger: zerolog.Nop()})
+	log := testlog.New(t)
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sp.Close() })
-	fl, err := flags.New(flags.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
+	fl, err := flags.New(flags.Options{Dir: t.TempDir(), Logger: log})
 	require.NoError(t, err)
-	h := New(Deps{Spool: sp, Flags: fl, Logger: zerolog.Nop()}, capture.Options{})
+	h := New(Deps{Spool: sp, Flags: fl, Logger: log}, capture.Options{})
 
 	const body = `{"token":"phc_a","distinct_id":"u1"}`
 	var gz bytes.Buffer

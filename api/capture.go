@@ -66,11 +66,12 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.metrics.ingested(endpoint, len(batch.Events))
 	if r.URL.Query().Get("beacon") == "1" {
+		h.metrics.ingested(endpoint, http.StatusNoContent, len(batch.Events))
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	h.metrics.ingested(endpoint, http.StatusOK, len(batch.Events))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"status":1}`)

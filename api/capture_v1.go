@@ -54,7 +54,7 @@ func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.metrics.ingested(v1Endpoint, len(batch.Events))
+	h.metrics.ingested(v1Endpoint, http.StatusOK, len(batch.Events))
 	if dropped := len(results) - len(batch.Events); dropped > 0 {
 		h.log.Debug().Str("endpoint", v1Endpoint).Int("dropped", dropped).Msg("capture v1: events refused one by one")
 	}

@@ -172,7 +172,6 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 				h.recordFlagCalled(r.Context(), flags.Called{DistinctID: req.DistinctID, Groups: req.Groups, Result: res, Local: ans.LocallyEvaluated})
 			}
 		}
-		h.metrics.flagEval.WithLabelValues(source).Inc()
 		writeJSON(w, 200, ans)
 		return
 	}
@@ -181,7 +180,6 @@ func (h *Handler) handleFlagsEvaluate(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	h.countAnswers(all)
 	out := struct {
 		Flags                map[string]any             `json:"flags"`
 		Payloads             map[string]json.RawMessage `json:"payloads"`

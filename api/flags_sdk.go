@@ -69,21 +69,16 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = fr.DollarDistinctID
 	}
-	id := ""
-	if len(raw) > 0 && string(raw) != "null" {
-		var s string
-		if err := json.Unmarshal(raw, &s); err == nil {
-			id = s
-		} else {
-			id = string(raw) // numbers are stringified, as PostHog does
-		}
-	}
-	if id == "" {
+	if len(raw) == 0 || string(raw) == "null" {
 		return eval.Input{}, token, errors.New("missing distinct_id")
 	}
-	if len(id) > 200 {
-		id = id[:200]
+	// An empty distinct_id is valid, as for PostHog's flags service
+	// (FlagRequest::extract_distinct_id); only a missing one is refused.
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		id = string(raw) // numbers are stringified, as PostHog does
 	}
+	id = eval.TruncateDistinctID(id)
 	in := eval.Input{
 		DistinctID:       id,
 		DeviceID:         firstNonEmpty(fr.DeviceID, fr.DollarDeviceID),
@@ -199,22 +194,8 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		all.ErrorsWhileComputing = !all.QuotaLimited
 	}
-	h.countAnswers(all)
 	version, _ := strconv.Atoi(r.URL.Query().Get("v"))
 	writeJSON(w, 200, shapeFlagsResponse(all, decide, version, r.URL.Query().Has("v")))
-}
-
-func (h *Handler) countAnswers(all flags.All) {
-	for k := range all.Flags {
-		if all.Local[k] {
-			h.metrics.flagEval.WithLabelValues("local").Inc()
-		} else {
-			h.metrics.flagEval.WithLabelValues("remote").Inc()
-		}
-	}
-	if all.ErrorsWhileComputing || all.QuotaLimited {
-		h.metrics.flagEval.WithLabelValues("none").Inc()
-	}
 }
 
 // payloadString returns the payload the way PostHog's responses carry it:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,56 +14,15 @@ import (
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
-// flagDefinitions50 is a /flags/definitions body of 50 flags, shaped like a
-// real project's: 20 plain percentage rollouts, 20 flags with three person
-// property filters and a rollout, 5 multivariate experiments behind a
-// property, 5 with two condition groups (one a regex). None needs a remote
-// call, so every answer is local.
+// flagDefinitions50 is testdata/flags-50.json, a /flags/definitions body of
+// 50 flags shaped like a real project's: 20 plain percentage rollouts
+// (rollout-N), 20 flags with three person property filters and a rollout
+// (targeted-N), 5 multivariate experiments behind a property
+// (experiment-N), 5 with two condition groups, one a regex (two-groups-N).
+// None needs a remote call, so every answer is local.
 func flagDefinitions50(tb testing.TB) []byte {
 	tb.Helper()
-	prop := func(key, op string, value any) map[string]any {
-		return map[string]any{"key": key, "type": "person", "operator": op, "value": value, "negation": false}
-	}
-	cond := func(rollout float64, props ...map[string]any) map[string]any {
-		if props == nil {
-			props = []map[string]any{}
-		}
-		return map[string]any{"properties": props, "rollout_percentage": rollout, "variant": nil}
-	}
-	flag := func(id int, key string, groups []map[string]any, mv any) map[string]any {
-		return map[string]any{
-			"id": id, "team_id": 1, "key": key, "name": key, "active": true, "deleted": false,
-			"ensure_experience_continuity": false, "version": 1, "evaluation_runtime": "all",
-			"bucketing_identifier": "distinct_id", "has_encrypted_payloads": false,
-			"filters": map[string]any{"groups": groups, "multivariate": mv, "aggregation_group_type_index": nil,
-				"payloads": map[string]any{"true": `{"banner":"hello"}`}},
-		}
-	}
-	var flags []map[string]any
-	for i := range 20 {
-		flags = append(flags, flag(1000+i, fmt.Sprintf("rollout-%d", i), []map[string]any{cond(float64(5 + 5*i))}, nil))
-	}
-	for i := range 20 {
-		flags = append(flags, flag(2000+i, fmt.Sprintf("targeted-%d", i), []map[string]any{cond(50,
-			prop("email", "icontains", "@example.com"),
-			prop("plan", "exact", []string{"pro", "team"}),
-			prop("age", "gte", 18),
-		)}, nil))
-	}
-	variants := map[string]any{"variants": []map[string]any{
-		{"key": "control", "rollout_percentage": 34}, {"key": "test", "rollout_percentage": 33}, {"key": "other", "rollout_percentage": 33},
-	}}
-	for i := range 5 {
-		flags = append(flags, flag(3000+i, fmt.Sprintf("experiment-%d", i),
-			[]map[string]any{cond(100, prop("country", "exact", []string{"NL", "DE"}))}, variants))
-	}
-	for i := range 5 {
-		flags = append(flags, flag(4000+i, fmt.Sprintf("two-groups-%d", i), []map[string]any{
-			cond(30, prop("country", "is_not", []string{"US"})),
-			cond(100, prop("email", "regex", `^[^@]+@example\.com$`)),
-		}, nil))
-	}
-	raw, err := json.Marshal(map[string]any{"flags": flags, "group_type_mapping": map[string]string{}, "cohorts": map[string]any{}})
+	raw, err := os.ReadFile(filepath.Join("testdata", "flags-50.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -90,7 +51,7 @@ func runFlags(tb testing.TB, clients, requests int) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = fake.Close() })
-	a := startAgent(tb, fake.URL(), nil)
+	a := startAgent(tb, fake.URL())
 	if err := waitFor(10*time.Second, func() bool {
 		st := a.Status()
 		return st.Flags != nil && st.Flags.FlagCount == 50
@@ -105,7 +66,7 @@ func runFlags(tb testing.TB, clients, requests int) {
 	}
 	cs := make([]*http.Client, clients)
 	for i := range cs {
-		cs[i] = unixClient(a.socket)
+		cs[i] = unixClient(a.Socket)
 		tb.Cleanup(cs[i].CloseIdleConnections)
 	}
 	checkFlagsAnswer(tb, cs[0], url, bodies[0])

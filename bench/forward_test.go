@@ -16,6 +16,7 @@ import (
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/forwarder"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testlog"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -90,7 +91,9 @@ func runForward(tb testing.TB, upstream string, events int) {
 		tb.Fatalf("unknown upstream %q", upstream)
 	}
 
-	sp, err := spool.Open(spool.Options{Path: filepath.Join(tb.TempDir(), "spool.db"), Logger: zerolog.Nop()})
+	// Warnings only: per-batch debug lines would be part of what is timed.
+	log := testlog.New(tb).Level(zerolog.WarnLevel)
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(tb.TempDir(), "spool.db"), Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -104,7 +107,7 @@ func runForward(tb testing.TB, upstream string, events int) {
 	fw := forwarder.New(sp, forwarder.Options{
 		Host: host, BatchMaxEvents: d.BatchMaxEvents, BatchMaxBytes: int(d.BatchMaxBytes),
 		RequestTimeout: d.RequestTimeout.D(), BackoffInitial: d.BackoffInitial.D(), BackoffMax: d.BackoffMax.D(),
-		AuthRetryInterval: d.AuthRetryInterval.D(), UserAgent: "hogrelay/bench", Logger: zerolog.Nop(),
+		AuthRetryInterval: d.AuthRetryInterval.D(), UserAgent: "hogrelay/bench", Logger: log,
 		HTTPClient: &http.Client{Transport: timedTransport{rec: rec, next: &http.Transport{
 			MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
 		}}},

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/hogrelay/hogrelay/agent"
-	"github.com/hogrelay/hogrelay/config"
+	"github.com/hogrelay/hogrelay/internal/testagent"
 )
 
 // unreachableHost refuses connections at once (nothing listens on port 1),
@@ -29,68 +25,18 @@ const unreachableHost = "http://127.0.0.1:1"
 
 const benchToken = "phc_bench"
 
-// runningAgent is an agent serving on a unix socket in a temp dir.
-type runningAgent struct {
-	*agent.Agent
-	socket string
-}
-
-// startAgent starts a real agent on a unix socket in a temp dir, its spool in
-// another, pointed at upstream. mutate adjusts the config before New. The
-// agent is stopped by tb.Cleanup.
-func startAgent(tb testing.TB, upstream string, mutate func(*config.Config)) *runningAgent {
+// startAgent starts a real agent (in-process, from a config file as serve
+// reads it) on a unix socket in a temp dir, pointed at upstream. It is
+// stopped by tb.Cleanup.
+func startAgent(tb testing.TB, upstream string) *testagent.Agent {
 	tb.Helper()
-	cfg := config.Default()
-	cfg.DataDir = tb.TempDir()
-	cfg.Listen.Socket = filepath.Join(tb.TempDir(), "hogrelay.sock")
-	cfg.Listen.HTTP = ""
-	cfg.PostHog.Host = upstream
-	cfg.PostHog.APIKey = benchToken
-	cfg.PostHog.PersonalAPIKey = "phx_bench"
-	// Shutdown happens outside the timed region; do not let it sit in a
-	// 10s final drain.
-	cfg.Forwarder.ShutdownTimeout = config.Duration(50 * time.Millisecond)
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	if len(cfg.Listen.Socket) > 104 {
-		tb.Fatalf("socket path %q is too long for a unix socket (%d bytes); set TMPDIR to a shorter directory", cfg.Listen.Socket, len(cfg.Listen.Socket))
-	}
-	if err := cfg.Validate(); err != nil {
-		tb.Fatalf("bench config: %v", err)
-	}
-	a, err := agent.New(cfg, zerolog.Nop(), "bench")
-	if err != nil {
-		tb.Fatalf("agent.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("agent.Run: %v", err)
-		}
-	})
-	ra := &runningAgent{Agent: a, socket: cfg.Listen.Socket}
-	c := unixClient(ra.socket)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := c.Get("http://hogrelay/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("agent on %s not ready after 10s (last error: %v)", ra.socket, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.CloseIdleConnections()
-	return ra
+	return testagent.Start(tb, upstream,
+		`posthog.api_key = "`+benchToken+`"`, `posthog.personal_api_key = "phx_bench"`,
+		// Warnings only: per-request debug lines would be part of what is timed.
+		`log.level = "warn"`,
+		// Shutdown happens outside the timed region; do not let it sit in a
+		// 10s final drain.
+		`forwarder.shutdown_timeout = "50ms"`)
 }
 
 // unixClient is one producer's client: its own keep-alive connection to the

@@ -51,11 +51,11 @@ func runIngest(tb testing.TB, c ingestCase, requests int) {
 		lean = startLeanUpstream(tb)
 		upstream = lean.URL
 	}
-	a := startAgent(tb, upstream, nil)
+	a := startAgent(tb, upstream)
 	bodies := c.bodies()
 	clients := make([]*http.Client, c.producers)
 	for p := range clients {
-		clients[p] = unixClient(a.socket)
+		clients[p] = unixClient(a.Socket)
 		tb.Cleanup(clients[p].CloseIdleConnections)
 	}
 	url := "http://hogrelay" + c.path()

@@ -3,83 +3,34 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hogrelay/hogrelay/agent"
-	"github.com/hogrelay/hogrelay/client"
-	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testagent"
 )
 
-const testProjectKey = "phc_cli_test_project"
+const testProjectKey = testagent.ProjectKey
 
 // testAgent is a real agent run in-process against the fake PostHog, so a
 // command's test exercises its request, the agent's answer and its output.
 type testAgent struct {
-	t       *testing.T
-	up      *fakeposthog.Server
-	cfg     config.Config
-	cfgTOML string // path of a config file naming the agent's socket and data_dir
-	stop    func()
+	*testagent.Agent
+	t  *testing.T
+	up *fakeposthog.Server
 }
 
-// startAgent runs an agent until the test ends (or stop is called). edit
-// changes the default test configuration before start.
-func startAgent(t *testing.T, edit func(*config.Config)) *testAgent {
+// startAgent runs an agent, serving the sample flags, until the test ends
+// (or Stop). Overrides are testagent.WriteConfig's.
+func startAgent(t *testing.T, overrides ...string) *testAgent {
 	t.Helper()
 	up, err := fakeposthog.New(fakeposthog.Options{FlagDefinitions: fakeposthog.SampleFlagDefinitions})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = up.Close() })
-	// Unix socket paths are limited to 107 bytes; t.TempDir's can be longer.
-	sockDir, err := os.MkdirTemp("", "hrcli")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-
-	cfg := config.Default()
-	cfg.DataDir = filepath.Join(t.TempDir(), "data")
-	cfg.Listen.Socket = filepath.Join(sockDir, "a.sock")
-	cfg.PostHog.Host = up.URL()
-	cfg.PostHog.APIKey = testProjectKey
-	cfg.PostHog.PersonalAPIKey = "phx_cli_test_personal"
-	cfg.Forwarder.BackoffMax = config.Duration(time.Second)
-	if edit != nil {
-		edit(&cfg)
-	}
-	require.NoError(t, cfg.Validate())
-	path := filepath.Join(t.TempDir(), "config.toml")
-	require.NoError(t, os.WriteFile(path, []byte(`data_dir = "`+cfg.DataDir+`"
-[posthog]
-host = "`+cfg.PostHog.Host+`"
-[listen]
-socket = "`+cfg.Listen.Socket+`"
-[spool]
-max_bytes = `+strconv.FormatInt(int64(cfg.Spool.MaxBytes), 10)+`
-`), 0o600))
-
-	log := zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
-	a, err := agent.New(cfg, log, "test")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	var once sync.Once
-	ta := &testAgent{t: t, up: up, cfg: cfg, cfgTOML: path, stop: func() { once.Do(func() { cancel(); <-done }) }}
-	t.Cleanup(ta.stop)
-	c := client.New(cfg.Listen.Socket)
-	require.Eventually(t, func() bool {
-		return c.Do(context.Background(), http.MethodGet, "/healthz", nil, nil) == nil
-	}, 10*time.Second, 10*time.Millisecond, "the agent never answered /healthz")
-	return ta
+	a := testagent.Start(t, up.URL(), append([]string{`forwarder.backoff_max = "1s"`}, overrides...)...)
+	return &testAgent{Agent: a, t: t, up: up}
 }
 
 // runCLI runs a command the way Main does, with the given environment.
@@ -94,5 +45,5 @@ func runCLI(t *testing.T, environ map[string]string, args ...string) (stdout, st
 // cli runs a command against this agent (by --config).
 func (a *testAgent) cli(args ...string) (stdout, stderr string, code int) {
 	a.t.Helper()
-	return runCLI(a.t, nil, append(args, "--config", a.cfgTOML)...)
+	return runCLI(a.t, nil, append(args, "--config", a.ConfigPath)...)
 }

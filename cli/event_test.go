@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
@@ -28,7 +27,7 @@ func (a *testAgent) delivered(id string) fakeposthog.Event {
 }
 
 func TestEventCommandsSendPostHogsShapes(t *testing.T) {
-	a := startAgent(t, nil)
+	a := startAgent(t)
 	cases := []struct {
 		args  []string
 		check func(t *testing.T, ev fakeposthog.Event)
@@ -93,7 +92,7 @@ func TestEventCommandsNeedTheirRequiredFlags(t *testing.T) {
 }
 
 func TestCaptureTokenForAnAgentWithoutAPIKey(t *testing.T) {
-	a := startAgent(t, func(c *config.Config) { c.PostHog.APIKey = "" })
+	a := startAgent(t, `posthog.api_key = ""`)
 
 	_, errOut, code := a.cli("capture", "--distinct-id", "u1", "--event", "no-token")
 	require.Equal(t, 1, code)

@@ -23,7 +23,7 @@ func (a *testAgent) flagsLoaded() {
 }
 
 func TestFlagsCommands(t *testing.T) {
-	a := startAgent(t, nil)
+	a := startAgent(t)
 	a.flagsLoaded()
 	ann := []string{"--distinct-id", "u1", "--person-property", "email=ann@example.com", "--no-called-event"}
 

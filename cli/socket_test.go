@@ -8,9 +8,9 @@ import (
 )
 
 func TestTheSocketIsFoundByFlagEnvironmentOrConfig(t *testing.T) {
-	a := startAgent(t, nil)
+	a := startAgent(t)
 	missingCfg := filepath.Join(t.TempDir(), "none.toml")
-	env := map[string]string{EnvSocket: a.cfg.Listen.Socket}
+	env := map[string]string{EnvSocket: a.Socket}
 
 	// $HOGRELAY_SOCKET, with no config file at the default path.
 	_, errOut, code := runCLI(t, env, "status")
@@ -22,7 +22,7 @@ func TestTheSocketIsFoundByFlagEnvironmentOrConfig(t *testing.T) {
 	require.Contains(t, errOut, "/nonexistent/h.sock does not exist")
 
 	// An explicit --config beats the environment too.
-	_, errOut, code = runCLI(t, map[string]string{EnvSocket: "/nonexistent/h.sock"}, "status", "--config", a.cfgTOML)
+	_, errOut, code = runCLI(t, map[string]string{EnvSocket: "/nonexistent/h.sock"}, "status", "--config", a.ConfigPath)
 	require.Zero(t, code, errOut)
 
 	// Neither: the message names all three ways.

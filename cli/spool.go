@@ -27,6 +27,7 @@ func spoolCommands() []entry {
 		{"export", "print every pending (or dead-letter) event as JSON lines", func(e env) command { return &spoolExportCmd{env: e} }},
 		{"dead-letters", "dead letters: " + names(deadLetterCommands()), func(e env) command { return newDeadLettersGroup(e) }},
 		{"compact", "rewrite the spool file to return free pages to the disk", func(e env) command { return &spoolCompactCmd{env: e} }},
+		{"salvage", "re-queue every intact event of a damaged spool file", func(e env) command { return &spoolSalvageCmd{env: e} }},
 	}
 }
 

@@ -33,7 +33,7 @@ func (a *testAgent) seed(n int) (dead string, pending []string) {
 	require.Zero(a.t, code, errOut)
 	dead = strings.TrimSpace(out)
 	require.Eventually(a.t, func() bool {
-		st := jsonCLI(a.t, "spool", "stats", "--config", a.cfgTOML)
+		st := jsonCLI(a.t, "spool", "stats", "--config", a.ConfigPath)
 		return st["dead_letter_events"] == 1.0
 	}, 20*time.Second, 20*time.Millisecond, "the refused event never became a dead letter")
 	a.up.SetDefault(fakeposthog.Response{Status: 503})
@@ -59,10 +59,10 @@ func exportIDs(t *testing.T, out string) []string {
 }
 
 func TestSpoolCommandsOnTheLiveAgent(t *testing.T) {
-	a := startAgent(t, nil)
+	a := startAgent(t)
 	dead, pending := a.seed(3)
 
-	st := jsonCLI(t, "spool", "stats", "--config", a.cfgTOML)
+	st := jsonCLI(t, "spool", "stats", "--config", a.ConfigPath)
 	require.EqualValues(t, 3, st["pending_events"])
 
 	out, errOut, code := a.cli("spool", "export")
@@ -76,27 +76,27 @@ func TestSpoolCommandsOnTheLiveAgent(t *testing.T) {
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, dead)
 
-	require.EqualValues(t, 1, jsonCLI(t, "spool", "dead-letters", "requeue", "--config", a.cfgTOML)["requeued"])
+	require.EqualValues(t, 1, jsonCLI(t, "spool", "dead-letters", "requeue", "--config", a.ConfigPath)["requeued"])
 	a.up.RejectEvent(nil)
 	a.up.SetDefault(fakeposthog.Response{Status: 400})
 	require.Eventually(t, func() bool {
-		return jsonCLI(t, "spool", "stats", "--config", a.cfgTOML)["dead_letter_events"] == 4.0
+		return jsonCLI(t, "spool", "stats", "--config", a.ConfigPath)["dead_letter_events"] == 4.0
 	}, 20*time.Second, 20*time.Millisecond, "every event should be a dead letter after 400s")
-	require.EqualValues(t, 4, jsonCLI(t, "spool", "dead-letters", "drop", "--config", a.cfgTOML)["dropped"])
+	require.EqualValues(t, 4, jsonCLI(t, "spool", "dead-letters", "drop", "--config", a.ConfigPath)["dropped"])
 
-	cmp := jsonCLI(t, "spool", "compact", "--config", a.cfgTOML)
+	cmp := jsonCLI(t, "spool", "compact", "--config", a.ConfigPath)
 	require.Greater(t, cmp["before_bytes"], 0.0)
 	require.LessOrEqual(t, cmp["after_bytes"], cmp["before_bytes"])
 }
 
 func TestSpoolCommandsOnAStoppedAgentsFile(t *testing.T) {
-	a := startAgent(t, func(c *config.Config) { c.Spool.MaxBytes = 64 << 20 })
+	a := startAgent(t, `spool.max_bytes = "64MiB"`)
 	dead, pending := a.seed(2)
-	a.stop()
-	file := filepath.Join(a.cfg.DataDir, agent.SpoolFile)
+	require.NoError(t, a.Stop())
+	file := filepath.Join(a.Config.DataDir, agent.SpoolFile)
 
 	// Through the config (the socket does not answer) and by --file.
-	for _, how := range [][]string{{"--config", a.cfgTOML}, {"--file", file, "--config", filepath.Join(t.TempDir(), "none.toml")}} {
+	for _, how := range [][]string{{"--config", a.ConfigPath}, {"--file", file, "--config", filepath.Join(t.TempDir(), "none.toml")}} {
 		t.Run(how[0], func(t *testing.T) {
 			st := jsonCLI(t, append([]string{"spool", "stats"}, how...)...)
 			require.EqualValues(t, 2, st["pending_events"])
@@ -125,8 +125,8 @@ func TestSpoolCommandsOnAStoppedAgentsFile(t *testing.T) {
 }
 
 func TestSpoolFileOfARunningAgentSaysItIsLocked(t *testing.T) {
-	a := startAgent(t, nil)
-	file := filepath.Join(a.cfg.DataDir, agent.SpoolFile)
+	a := startAgent(t)
+	file := filepath.Join(a.Config.DataDir, agent.SpoolFile)
 	for _, args := range [][]string{
 		{"spool", "stats"}, {"spool", "export"}, {"spool", "dead-letters", "list"},
 		{"spool", "dead-letters", "requeue"}, {"spool", "dead-letters", "drop"}, {"spool", "compact"},

@@ -8,11 +8,11 @@ import (
 )
 
 func TestStatus(t *testing.T) {
-	a := startAgent(t, nil)
+	a := startAgent(t)
 	out, errOut, code := a.cli("status")
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "version")
-	require.Contains(t, out, "unix:"+a.cfg.Listen.Socket)
+	require.Contains(t, out, "unix:"+a.Socket)
 	require.Contains(t, out, "forwarder")
 
 	out, errOut, code = a.cli("status", "--json")

@@ -10,22 +10,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testagent"
+	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
 var binary string
@@ -39,18 +37,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "hogrelay")
 	if b := os.Getenv("HOGRELAY_E2E_BINARY"); b != "" {
 		// Run the tests against another build (e.g. the old code, to see a
 		// new test fail before its fix).
 		binary = b
-	} else {
-		build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/hogrelay")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building hogrelay failed:", err)
-			os.Exit(1)
-		}
+	} else if binary, err = testagent.Build("..", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	// The binary is built with -race, whose exit pauses a second by default;
 	// every CLI call would pay it.
@@ -61,34 +54,31 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	projectKey  = "phc_e2eprojectkey123"
-	personalKey = "phx_e2epersonalsecret456"
+	projectKey  = testagent.ProjectKey
+	personalKey = testagent.PersonalKey
 )
 
+// agentProc is the built binary serving one test's config, with the test's
+// fake PostHog.
 type agentProc struct {
+	*testagent.Process
 	t       *testing.T
 	dir     string
 	socket  string
 	cfgPath string
 	up      *fakeposthog.Server
-	cmd     *exec.Cmd
-	logs    *syncBuffer
-	exited  chan error
+	logs    *testlog.Buffer
 	http    *http.Client
+	// cmd is the current run (also Process.Cmd; set by start).
+	cmd *exec.Cmd
 	// admin talks to the admin socket (admin.sock next to socket), where
 	// do sends the admin calls (see adminPath).
 	adminSocket string
 	admin       *http.Client
-	argv        []string // what start runs instead of the test binary (startAgentCmd)
 }
 
 // unixClient is an HTTP client that dials one unix socket.
-func unixClient(socket string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}, Timeout: 30 * time.Second}
-}
+func unixClient(socket string) *http.Client { return testagent.UnixClient(socket) }
 
 // adminPath is true for the /hogrelay/v1/ calls the agent serves on its
 // admin socket only (everything but status, spool stats, flags list and
@@ -102,23 +92,6 @@ func adminPath(path string) bool {
 	return strings.HasPrefix(path, "/hogrelay/")
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func newUpstream(t *testing.T) *fakeposthog.Server {
 	t.Helper()
 	up, err := fakeposthog.New(fakeposthog.Options{})
@@ -127,139 +100,66 @@ func newUpstream(t *testing.T) *fakeposthog.Server {
 	return up
 }
 
+// e2eDefaults make failures and retries quick and every log line visible.
+var e2eDefaults = []string{
+	`log.level = "debug"`,
+	`forwarder.backoff_initial = "50ms"`, `forwarder.backoff_max = "500ms"`,
+	`forwarder.auth_retry_interval = "500ms"`, `forwarder.shutdown_timeout = "2s"`,
+}
+
 // writeConfig writes a config for this test's data dir, socket and
-// upstream. Each override is "section.key = value" (TOML value syntax) and
-// replaces or adds that key.
+// upstream (testagent.WriteConfig with e2eDefaults). Each override is
+// "section.key = value" (TOML value syntax) and replaces or adds that key.
 func writeConfig(t *testing.T, dir, socket, host string, overrides ...string) string {
 	t.Helper()
-	sections := map[string]map[string]string{
-		"":          {"data_dir": strconv.Quote(filepath.Join(dir, "data"))},
-		"posthog":   {"host": strconv.Quote(host), "api_key": strconv.Quote(projectKey), "personal_api_key": strconv.Quote(personalKey)},
-		"listen":    {"socket": strconv.Quote(socket)},
-		"log":       {"level": `"debug"`, "format": `"json"`},
-		"forwarder": {"backoff_initial": `"50ms"`, "backoff_max": `"500ms"`, "auth_retry_interval": `"500ms"`, "shutdown_timeout": `"2s"`},
-	}
-	for _, o := range overrides {
-		k, v, ok := strings.Cut(o, "=")
-		require.True(t, ok, "override %q", o)
-		sec, key, ok := strings.Cut(strings.TrimSpace(k), ".")
-		if !ok {
-			sec, key = "", sec
-		}
-		if sections[sec] == nil {
-			sections[sec] = map[string]string{}
-		}
-		sections[sec][key] = strings.TrimSpace(v)
-	}
-	var b strings.Builder
-	names := make([]string, 0, len(sections))
-	for n := range sections {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if n != "" {
-			fmt.Fprintf(&b, "[%s]\n", n)
-		}
-		for k, v := range sections[n] {
-			fmt.Fprintf(&b, "%s = %s\n", k, v)
-		}
-	}
-	path := filepath.Join(dir, "config.toml")
-	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
-	return path
+	all := append(append(append([]string{}, e2eDefaults...), "listen.socket = "+strconv.Quote(socket)), overrides...)
+	return testagent.WriteConfig(t, dir, host, all...)
 }
 
 // startAgent writes a config (see writeConfig for overrides) and starts the
 // real binary.
 func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agentProc {
 	t.Helper()
-	return startAgentCmd(t, up, nil, overrides...)
+	return startAgentCmd(t, up, []string{binary}, overrides...)
 }
 
-// startAgentCmd is startAgent running argv (e.g. a non-race build, or
-// prlimit in front of one) instead of the test binary; argv's last element
-// is the hogrelay binary, which gets "serve --config …".
+// startAgentCmd is startAgent running argv instead of the test binary: a
+// non-race build, or prlimit in front of one. argv's last element is the
+// hogrelay binary, which gets "serve --config …".
 func startAgentCmd(t *testing.T, up *fakeposthog.Server, argv []string, overrides ...string) *agentProc {
 	t.Helper()
-	// Unix socket paths are limited to ~108 bytes; t.TempDir() can be long.
-	dir, err := os.MkdirTemp("", "hr")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	a := &agentProc{t: t, dir: dir, socket: filepath.Join(dir, "s.sock"), up: up, argv: argv}
-	a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), overrides...)
-	a.http = unixClient(a.socket)
+	dir := testagent.Dir(t)
+	socket := testagent.Socket(dir)
+	a := &agentProc{t: t, dir: dir, socket: socket, up: up}
+	a.cfgPath = writeConfig(t, dir, socket, up.URL(), overrides...)
+	a.Process = testagent.NewProcess(t, argv[len(argv)-1], a.cfgPath, socket)
+	a.Prefix = argv[:len(argv)-1]
+	a.logs, a.http = a.Logs, a.HTTP
 	a.adminSocket = filepath.Join(dir, "admin.sock")
 	a.admin = unixClient(a.adminSocket)
-	a.logs = &syncBuffer{}
 	a.start()
-	t.Cleanup(func() {
-		if a.cmd != nil && a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
-		if t.Failed() {
-			t.Logf("agent logs:\n%s", tail(a.logs.String(), 60))
-		}
-	})
 	return a
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return testagent.Tail(s, n) }
 
+// start (re)starts the agent and waits until it is ready.
 func (a *agentProc) start() {
 	a.t.Helper()
-	argv := append(append([]string{}, a.argv...), "serve", "--config", a.cfgPath)
-	if len(a.argv) == 0 {
-		argv = append([]string{binary}, argv...)
-	}
-	a.cmd = exec.Command(argv[0], argv[1:]...)
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	require.NoError(a.t, a.cmd.Start())
-	a.exited = make(chan error, 1)
-	cmd := a.cmd
-	go func() { a.exited <- cmd.Wait() }()
-	require.Eventually(a.t, func() bool {
-		select {
-		case err := <-a.exited:
-			a.exited <- err
-			return true
-		default:
-		}
-		resp, err := a.http.Get("http://hogrelay/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 20*time.Second, 20*time.Millisecond, "agent did not become ready")
-	require.Nil(a.t, a.cmd.ProcessState, "agent exited at start:\n%s", a.logs.String())
+	require.NoError(a.t, a.Process.Start(), "agent did not become ready")
+	a.cmd = a.Cmd
 }
 
 // kill9 kills the agent without warning.
 func (a *agentProc) kill9() {
 	a.t.Helper()
-	require.NoError(a.t, a.cmd.Process.Signal(syscall.SIGKILL))
-	<-a.exited
+	require.NoError(a.t, a.Kill9())
 }
 
 // stop sends SIGTERM and returns the exit error.
 func (a *agentProc) stop() error {
 	a.t.Helper()
-	require.NoError(a.t, a.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-a.exited:
-		return err
-	case <-time.After(60 * time.Second):
-		a.t.Fatal("agent did not stop within 60s of SIGTERM")
-		return nil
-	}
+	return a.Stop()
 }
 
 type answer struct {

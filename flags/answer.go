@@ -40,8 +40,17 @@ type All struct {
 
 // Local answers one flag from local evaluation only (no network), with the
 // same quota rule as Flag. Callers that must know whether an answer was
-// local try this first.
+// local try this first. Only its answers and quota refusals are counted
+// in the metrics: on any other failure the caller asks Flag, which counts.
 func (s *Service) Local(key string, in eval.Input) (eval.Result, error) {
+	r, err := s.local(key, in)
+	if err == nil || errors.Is(err, ErrQuotaLimited) {
+		s.metrics.countFlag(true, err)
+	}
+	return r, err
+}
+
+func (s *Service) local(key string, in eval.Input) (eval.Result, error) {
 	if s.quota.Load() {
 		return eval.Result{}, fmt.Errorf("%w: flag %q: %w", ErrNoAnswer, key, ErrQuotaLimited)
 	}
@@ -59,29 +68,36 @@ func (s *Service) Local(key string, in eval.Input) (eval.Result, error) {
 // Flag answers one flag: locally first; remotely via /flags only when the
 // local answer is inconclusive or the flag unknown and remote calls are allowed.
 func (s *Service) Flag(ctx context.Context, key string, a Ask) (eval.Result, error) {
+	r, local, err := s.flag(ctx, key, a)
+	s.metrics.countFlag(local, err)
+	return r, err
+}
+
+// flag is Flag, also saying whether the answer was local.
+func (s *Service) flag(ctx context.Context, key string, a Ask) (eval.Result, bool, error) {
 	if s.quota.Load() {
-		return eval.Result{}, fmt.Errorf("%w: flag %q: %w", ErrNoAnswer, key, ErrQuotaLimited)
+		return eval.Result{}, false, fmt.Errorf("%w: flag %q: %w", ErrNoAnswer, key, ErrQuotaLimited)
 	}
 	localErr := errNoDefinitions
 	if d := s.defs.Load(); d != nil {
 		r, err := d.ev.Evaluate(key, a.Input)
 		if err == nil {
-			return r, nil
+			return r, true, nil
 		}
 		localErr = err
 	}
 	if why := s.remoteBlocked(a.OnlyLocal); why != "" {
-		return eval.Result{}, fmt.Errorf("%w: flag %q: %w; not asking PostHog because %s", ErrNoAnswer, key, localErr, why)
+		return eval.Result{}, false, fmt.Errorf("%w: flag %q: %w; not asking PostHog because %s", ErrNoAnswer, key, localErr, why)
 	}
 	ans, err := s.remote(ctx, a.Input, a.UserAgent, []string{key})
 	if err != nil {
-		return eval.Result{}, fmt.Errorf("%w: flag %q: %w; remote evaluation failed: %w", ErrNoAnswer, key, localErr, err)
+		return eval.Result{}, false, fmt.Errorf("%w: flag %q: %w; remote evaluation failed: %w", ErrNoAnswer, key, localErr, err)
 	}
 	r, ok := ans.flags[key]
 	if !ok {
-		return eval.Result{}, fmt.Errorf("%w: flag %q: %w; PostHog's /flags did not return it either", ErrNoAnswer, key, localErr)
+		return eval.Result{}, false, fmt.Errorf("%w: flag %q: %w; PostHog's /flags did not return it either", ErrNoAnswer, key, localErr)
 	}
-	return r, nil
+	return r, false, nil
 }
 
 // All answers every active flag (or a.FlagKeys): locally what can be, then
@@ -91,6 +107,12 @@ func (s *Service) Flag(ctx context.Context, key string, a Ask) (eval.Result, err
 // comes back only when nothing at all can answer (no definitions and no
 // remote, or quota limited).
 func (s *Service) All(ctx context.Context, a Ask) (All, error) {
+	out, err := s.all(ctx, a)
+	s.metrics.countAll(out, err)
+	return out, err
+}
+
+func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 	if s.quota.Load() {
 		return All{Flags: map[string]eval.Result{}, Local: map[string]bool{}, QuotaLimited: true},
 			fmt.Errorf("%w: %w", ErrNoAnswer, ErrQuotaLimited)

@@ -116,7 +116,7 @@ func TestDamagedCacheIsIgnored(t *testing.T) {
 			require.Equal(t, "none", st.Source)
 			require.Contains(t, st.LastError, path)
 			require.Contains(t, st.LastError, tc.errText)
-			logged := h.logs.lines(t, "ignoring the flag definitions cache")
+			logged := h.logs.Lines("ignoring the flag definitions cache")
 			require.Len(t, logged, 1)
 			require.Equal(t, path, logged[0]["path"])
 			require.Equal(t, "error", logged[0]["level"])
@@ -143,7 +143,7 @@ func TestCacheOfAnotherProjectIsIgnored(t *testing.T) {
 
 	h2 := newService(t, "http://127.0.0.1:1", h.dir, func(o *Options) { o.ProjectToken = "phc_otherproject" })
 	require.Equal(t, "none", h2.svc.Status().Source)
-	require.Len(t, h2.logs.lines(t, "another project token"), 1)
+	require.Len(t, h2.logs.Lines("another project token"), 1)
 }
 
 func TestMissingCacheIsQuiet(t *testing.T) {
@@ -186,7 +186,7 @@ func TestSaveFailureKeepsAnswering(t *testing.T) {
 	require.Equal(t, "network", st.Source)
 	require.Zero(t, st.PollErrors)
 	require.Contains(t, st.LastError, filepath.Join(dir, CacheFile))
-	require.Len(t, h.logs.lines(t, "could not save flag definitions"), 1)
+	require.Len(t, h.logs.Lines("could not save flag definitions"), 1)
 }
 
 func TestNotModifiedPersistsConfirmationTimeSparingly(t *testing.T) {

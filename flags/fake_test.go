@@ -1,19 +1,20 @@
 package flags
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
 const (
@@ -21,19 +22,20 @@ const (
 	testKey   = "phx_SuperSecretPersonalKey42"
 )
 
-// testDefs has one flag that is on for everyone (with a payload), one that
+// testDefs (testdata/definitions.json) has one flag that is on for everyone (with a payload), one that
 // is off, and one that needs the server (experience continuity).
-const testDefs = `{"flags":[
- {"id":1,"team_id":1,"name":"on","key":"always-on","active":true,"deleted":false,"version":3,
-  "ensure_experience_continuity":false,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}],"payloads":{"true":"{\"color\":\"blue\"}"}}},
- {"id":2,"team_id":1,"name":"off","key":"always-off","active":false,"deleted":false,"version":1,
-  "ensure_experience_continuity":false,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}},
- {"id":3,"team_id":1,"name":"server","key":"needs-server","active":true,"deleted":false,"version":1,
-  "ensure_experience_continuity":true,
-  "filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}
-],"group_type_mapping":{},"cohorts":{}}`
+var testDefs = readTestdata("definitions.json")
+
+// readTestdata returns testdata/name as a string, without the file's final
+// newline (tests compare served bytes); a missing fixture panics at init,
+// which fails every test in the package with the file's name.
+func readTestdata(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
 
 // fakePostHog is the network edge: a real HTTP server on an ephemeral port
 // whose answers tests script through func fields.
@@ -132,41 +134,6 @@ func status(code int, body string) func(http.ResponseWriter, *http.Request, int)
 	}
 }
 
-// logBuf collects zerolog output; the service logs from several goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lines returns the decoded log lines whose message contains msg.
-func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
-		if s, _ := m["message"].(string); strings.Contains(s, msg) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // clock is a manual clock for fetch times and the remote cooldown.
 type clock struct {
 	mu sync.Mutex
@@ -187,7 +154,7 @@ func (c *clock) advance(d time.Duration) {
 
 type harness struct {
 	svc   *Service
-	logs  *logBuf
+	logs  *testlog.Buffer
 	clock *clock
 	dir   string
 }
@@ -196,14 +163,14 @@ type harness struct {
 // and debug logs captured. mod adjusts the Options first.
 func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 	t.Helper()
-	logs := &logBuf{}
+	log, logs := testlog.Capture(t)
 	o := Options{
 		Host:           host,
 		ProjectToken:   testToken,
 		PersonalAPIKey: testKey,
 		PollInterval:   10 * time.Second,
 		Dir:            dir,
-		Logger:         zerolog.New(logs).Level(zerolog.DebugLevel),
+		Logger:         log,
 	}
 	if mod != nil {
 		mod(&o)

@@ -164,7 +164,7 @@ func TestFailuresKeepLastSetAndBackOff(t *testing.T) {
 			require.Equal(t, testDefs, string(raw))
 
 			// Logged once at warn when the failure started, repeats at debug.
-			failed := h.logs.lines(t, "flag definitions fetch failed")
+			failed := h.logs.Lines("flag definitions fetch failed")
 			require.Len(t, failed, len(tc.delays)-1)
 			require.Equal(t, "warn", failed[0]["level"])
 			for _, l := range failed[1:] {
@@ -193,7 +193,7 @@ func TestNetworkErrorBacksOffAndRecoveryIsLogged(t *testing.T) {
 	delays := runPolls(t, h.svc, 5)
 	require.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 10 * time.Second, 10 * time.Second}, delays)
 	require.Equal(t, 5, f.count("/flags/definitions"))
-	require.Len(t, h.logs.lines(t, "flag definitions fetch recovered"), 1)
+	require.Len(t, h.logs.Lines("flag definitions fetch recovered"), 1)
 	require.Equal(t, uint64(2), h.svc.Status().PollErrors)
 }
 
@@ -244,7 +244,7 @@ func TestQuotaLimitedStopsAnswersAndRecovers(t *testing.T) {
 	_, err = h.svc.Flag(ctx, "needs-server", Ask{Input: eval.Input{DistinctID: "u1"}})
 	require.ErrorIs(t, err, ErrQuotaLimited)
 	require.Zero(t, f.count("/flags/"), "no remote /flags calls while quota limited")
-	require.Len(t, h.logs.lines(t, "flag definitions fetch failed"), 1)
+	require.Len(t, h.logs.Lines("flag definitions fetch failed"), 1)
 
 	// The good set stays on disk, marked: an offline restart still does not answer.
 	h2 := newService(t, "http://127.0.0.1:1", h.dir, nil)

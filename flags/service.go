@@ -139,6 +139,8 @@ type Service struct {
 
 	wake chan struct{} // SetPollInterval nudges Run to re-plan its wait
 
+	metrics *metrics
+
 	// Seams for tests; real defaults set in New.
 	remoteTimeout time.Duration
 	now           func() time.Time
@@ -168,6 +170,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		host:          host,
+		metrics:       newMetrics(),
 		token:         o.ProjectToken,
 		key:           o.PersonalAPIKey,
 		dir:           o.Dir,

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/internal/retryafter"
@@ -48,8 +47,6 @@ type Options struct {
 	UserAgent    string
 	HTTPClient   *http.Client
 	Logger       zerolog.Logger
-	// Registerer receives the forwarder's metrics (nil: not registered).
-	Registerer prometheus.Registerer
 }
 
 // State is what the forwarder is doing.
@@ -124,7 +121,7 @@ func New(sp *spool.Spool, o Options) *Forwarder {
 		client:  o.HTTPClient,
 		opts:    o,
 		wake:    make(chan struct{}, 1),
-		metrics: newMetrics(o.Registerer),
+		metrics: newMetrics(),
 	}
 	f.status.State = StateIdle
 	f.sleepFn = f.realSleep
@@ -134,7 +131,7 @@ func New(sp *spool.Spool, o Options) *Forwarder {
 // SetOptions applies new tuning (SIGHUP). Host and client stay as they were.
 func (f *Forwarder) SetOptions(o Options) {
 	f.optMu.Lock()
-	o.Host, o.HTTPClient, o.Logger, o.Registerer = f.opts.Host, f.opts.HTTPClient, f.opts.Logger, f.opts.Registerer
+	o.Host, o.HTTPClient, o.Logger = f.opts.Host, f.opts.HTTPClient, f.opts.Logger
 	f.opts = o
 	f.optMu.Unlock()
 	f.Wake()

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hogrelay/hogrelay/internal/testlog"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -101,7 +101,8 @@ type harness struct {
 
 func newHarness(t *testing.T, answer func(int, received) (int, string), mut ...func(*Options)) *harness {
 	t.Helper()
-	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), Logger: zerolog.Nop()})
+	log := testlog.New(t)
+	sp, err := spool.Open(spool.Options{Path: filepath.Join(t.TempDir(), "spool.db"), Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sp.Close() })
 	up := &upstream{answer: answer}
@@ -110,7 +111,7 @@ func newHarness(t *testing.T, answer func(int, received) (int, string), mut ...f
 	o := Options{
 		Host: srv.URL + "/", BatchMaxEvents: 1000, BatchMaxBytes: 5 << 20,
 		RequestTimeout: 5 * time.Second, BackoffInitial: time.Second, BackoffMax: time.Minute,
-		AuthRetryInterval: 5 * time.Minute, Logger: zerolog.Nop(),
+		AuthRetryInterval: 5 * time.Minute, Logger: log,
 	}
 	for _, m := range mut {
 		m(&o)

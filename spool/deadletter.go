@@ -23,6 +23,9 @@ const (
 func (s *Spool) Each(which Which, fn func(Record) error) error {
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if err := s.OpenError(); err != nil {
+		return err
+	}
 	name := bucketPending
 	if which == DeadLetters {
 		name = bucketDead

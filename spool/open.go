@@ -3,9 +3,13 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -30,27 +34,99 @@ func (s *Spool) boltOptions() *bolt.Options {
 	}
 }
 
-// openOrRecover opens the file; a damaged one is renamed aside and replaced.
-func (s *Spool) openOrRecover() (*bolt.DB, error) {
-	db, err := s.tryOpen()
-	if err == nil {
-		return db, nil
+// openOrRecover opens the file and sets s.db. A damaged file (ErrDamaged) is
+// renamed aside, a fresh spool is started and every intact record of the
+// damaged file is salvaged into it, so a damaged file neither stops the agent
+// nor loses what can still be read. Any other error (a full disk, an I/O
+// error, a permission problem) is returned as it is and the file is never
+// moved: it is not damage, and the caller retries.
+func (s *Spool) openOrRecover() error {
+	path := s.opts.Path
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	damage, err := s.inspect()
+	if err != nil {
+		return err
 	}
-	if errors.Is(err, ErrLocked) || s.opts.ReadOnly || errors.Is(err, os.ErrPermission) {
+	if damage == nil {
+		db, err := s.tryOpen()
+		if err == nil {
+			s.setDB(db)
+			return nil
+		}
+		if !errors.Is(err, ErrDamaged) {
+			if created && !s.opts.ReadOnly {
+				// bbolt created the file and could not initialise it (a
+				// full disk): it holds nothing, and left in place the next
+				// attempt would take it for a damaged zero-byte spool.
+				_ = os.Remove(path)
+			}
+			return err
+		}
+		damage = err
+	}
+	if s.opts.ReadOnly {
+		return fmt.Errorf("%w; read what is intact with: hogrelay spool salvage %s", damage, path)
+	}
+	return s.recoverFrom(damage)
+}
+
+// inspect looks at the file before bbolt maps it: a zero-byte file or one
+// shorter than its metadata says is damage (bbolt would take the first for a
+// new spool and fault with SIGBUS on the second).
+func (s *Spool) inspect() (damage, err error) {
+	path := s.opts.Path
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !s.opts.ReadOnly:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("spool: %w", err)
+	case fi.Size() == 0:
+		return fmt.Errorf("%w: the spool file is empty (0 bytes): %s held events once, and whatever it held is gone "+
+			"(a filesystem that lost the file's data in a crash, or a truncated copy)", ErrDamaged, path), nil
+	}
+	if err := checkLength(path); err != nil {
+		if errors.Is(err, ErrDamaged) {
+			return err, nil
+		}
 		return nil, err
 	}
-	aside := fmt.Sprintf("%s.corrupt-%s", s.opts.Path, time.Now().UTC().Format("20060102T150405Z"))
-	if rerr := os.Rename(s.opts.Path, aside); rerr != nil {
-		return nil, fmt.Errorf("spool: %s is damaged (%v) and could not be moved aside: %w", s.opts.Path, err, rerr)
+	return nil, nil
+}
+
+// recoverFrom moves the damaged file aside, opens a fresh spool and salvages
+// the damaged file's intact records into it. The moved file is kept: the
+// operator can salvage it again (hogrelay spool salvage) or inspect it.
+func (s *Spool) recoverFrom(damage error) error {
+	path := s.opts.Path
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
+	if err := os.Rename(path, aside); err != nil {
+		return fmt.Errorf("spool: %s is damaged (%v) and could not be moved aside: %w", path, damage, err)
 	}
-	s.log.Error().Err(err).Str("file", s.opts.Path).Str("moved_to", aside).
-		Msg("spool file is damaged; moved it aside for inspection and started a fresh spool. " +
-			"Events still readable in it can be recovered with: hogrelay spool export --file " + aside)
-	db, err = s.tryOpen()
+	syncDir(filepath.Dir(path))
+	rec := &Recovery{At: time.Now().UTC(), Problem: damage.Error(), MovedTo: aside}
+	db, err := s.tryOpen()
 	if err != nil {
-		return nil, fmt.Errorf("spool: open fresh %s after moving the damaged file aside: %w", s.opts.Path, err)
+		return fmt.Errorf("spool: open a fresh %s after moving the damaged file aside: %w", path, err)
 	}
-	return db, nil
+	s.setDB(db)
+	rep, res, err := s.SalvageFrom(aside)
+	rec.SalvagedEvents, rec.SalvagedDeadLetters = res.PendingEvents, res.DeadEvents
+	rec.DamagedRecords, rec.Method = rep.DamagedRecords, rep.Method
+	if err != nil {
+		rec.SalvageError = err.Error()
+	}
+	s.recovery = rec
+	ev := s.log.Error().Str("file", path).Str("moved_to", aside).Str("problem", damage.Error()).
+		Int64("salvaged_events", res.PendingEvents).Int64("salvaged_dead_letters", res.DeadEvents).
+		Int("damaged_records", rep.DamagedRecords)
+	if err != nil {
+		ev = ev.AnErr("salvage_error", err)
+	}
+	ev.Msg("spool file was damaged: moved it aside, started a fresh spool and salvaged every intact event into it " +
+		"(the moved file is kept; hogrelay spool salvage " + aside + " reads it again)")
+	return nil
 }
 
 // tryOpen opens the file and checks it. bbolt can panic on some kinds of
@@ -61,18 +137,15 @@ func (s *Spool) tryOpen() (db *bolt.DB, err error) {
 			if db != nil {
 				_ = db.Close()
 			}
-			db, err = nil, fmt.Errorf("spool: %s is damaged: bbolt panicked while opening it: %v", s.opts.Path, r)
+			db, err = nil, fmt.Errorf("%w: %s: bbolt panicked while opening it: %v", ErrDamaged, s.opts.Path, r)
 		}
 	}()
-	if s.opts.ReadOnly {
-		if _, serr := os.Stat(s.opts.Path); serr != nil {
-			return nil, fmt.Errorf("spool: %w", serr)
-		}
-	}
 	db, err = bolt.Open(s.opts.Path, 0o600, s.boltOptions())
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("spool: %s: %w (is the agent running? stop it, or use the command against the running agent)", s.opts.Path, ErrLocked)
+	case isDamage(err):
+		return nil, fmt.Errorf("%w: %s cannot be opened: %v", ErrDamaged, s.opts.Path, err)
 	case err != nil:
 		return nil, fmt.Errorf("spool: %s cannot be opened: %w", s.opts.Path, err)
 	}
@@ -83,6 +156,13 @@ func (s *Spool) tryOpen() (db *bolt.DB, err error) {
 	return db, nil
 }
 
+// isDamage tells bbolt's answers about the file's contents from I/O errors
+// (a full disk, EIO, permissions), which say nothing about the file.
+func isDamage(err error) bool {
+	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // initialise creates the buckets, checks the file's page structure and loads
 // the depth counters (recounting them if they are missing).
 func (s *Spool) initialise(db *bolt.DB) error {
@@ -91,7 +171,7 @@ func (s *Spool) initialise(db *bolt.DB) error {
 		var first error
 		for err := range tx.Check() { // drain: Check's goroutine blocks until read
 			if first == nil {
-				first = fmt.Errorf("spool: %s is damaged: %w", s.opts.Path, err)
+				first = fmt.Errorf("%w: %s: %v", ErrDamaged, s.opts.Path, err)
 			}
 		}
 		return first
@@ -144,9 +224,7 @@ func recount(tx *bolt.Tx) counters {
 	var c counters
 	count := func(b *bolt.Bucket, events, bytes *int64) {
 		_ = b.ForEach(func(k, v []byte) error {
-			if _, n, _, err := decodeHeader(v); err == nil {
-				*events += int64(n)
-			}
+			*events += eventCount(v)
 			*bytes += int64(len(v))
 			if seq := keySeq(k); seq >= c.NextSeq {
 				c.NextSeq = seq + 1
@@ -157,4 +235,50 @@ func recount(tx *bolt.Tx) counters {
 	count(tx.Bucket(bucketPending), &c.PendingEvents, &c.PendingBytes)
 	count(tx.Bucket(bucketDead), &c.DeadEvents, &c.DeadBytes)
 	return c
+}
+
+// setDB publishes the opened file to readers (which check s.db under
+// compactMu) and clears the not-open state.
+func (s *Spool) setDB(db *bolt.DB) {
+	s.compactMu.Lock()
+	s.db = db
+	s.compactMu.Unlock()
+	s.openErr.Store(nil)
+}
+
+// retryOpen keeps trying to open the file (WaitForDisk) until it opens or
+// the spool is closed, then starts the writer and wakes the forwarder.
+func (s *Spool) retryOpen(cause error) {
+	defer s.wg.Done()
+	s.log.Error().Err(cause).Str("file", s.opts.Path).
+		Msg("spool cannot be opened; not ready, retrying with backoff (this is not damage: the file stays where it is)")
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	start, attempts := time.Now(), 0
+	for {
+		t := time.NewTimer(b.NextBackOff())
+		select {
+		case <-s.closing:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		attempts++
+		err := s.openOrRecover()
+		if err != nil {
+			s.openErr.Store(&err)
+			// Backoff caps at 30 s, so this is one line per 30 s at most
+			// once the first minute is over.
+			if attempts <= 3 || attempts%10 == 0 {
+				s.log.Warn().Err(err).Int("attempts", attempts).Msg("spool still cannot be opened; retrying")
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go s.writer()
+		s.log.Info().Str("file", s.opts.Path).Dur("waited", time.Since(start)).Int("attempts", attempts).
+			Msg("spool opened; ready")
+		s.signal()
+		return
+	}
 }

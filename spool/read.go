@@ -22,6 +22,9 @@ func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
 func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error) {
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if s.db == nil {
+		return nil, nil // not open yet: nothing to read; Notify fires once it is
+	}
 	var out []Record
 	var bad []uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -82,11 +85,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 			if v == nil {
 				continue
 			}
-			_, n, _, err := decodeHeader(v)
-			if err != nil {
-				n = 0
-			}
-			c.PendingEvents -= int64(n)
+			c.PendingEvents -= eventCount(v)
 			c.PendingBytes -= int64(len(v))
 			if err := pending.Delete(k); err != nil {
 				return err
@@ -118,10 +117,9 @@ func (s *Spool) quarantine(seqs []uint64) error {
 				continue
 			}
 			size := int64(len(v))
-			if _, n, _, err := decodeHeader(v); err == nil {
-				c.PendingEvents -= int64(n)
-				c.DeadEvents += int64(n)
-			}
+			n := eventCount(v)
+			c.PendingEvents -= n
+			c.DeadEvents += n
 			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
 				return err
 			}
@@ -149,6 +147,9 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	}
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if err := s.OpenError(); err != nil {
+		return err
+	}
 	s.ctrMu.Lock()
 	defer s.ctrMu.Unlock()
 	c := s.ctr

@@ -16,11 +16,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
 func openTest(t *testing.T, path string, mut ...func(*Options)) *Spool {
 	t.Helper()
-	o := Options{Path: path, Logger: zerolog.Nop()}
+	o := Options{Path: path, Logger: testlog.New(t)}
 	for _, m := range mut {
 		m(&o)
 	}
@@ -281,7 +283,7 @@ func TestCorruptFileIsMovedAsideAndSpoolStartsFresh(t *testing.T) {
 func TestLockedFileIsReportedNotMoved(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "spool.db")
 	openTest(t, path)
-	_, err := Open(Options{Path: path, Logger: zerolog.Nop(), LockTimeout: 50_000_000})
+	_, err := Open(Options{Path: path, Logger: testlog.New(t), LockTimeout: 50_000_000})
 	require.ErrorIs(t, err, ErrLocked)
 	require.ErrorContains(t, err, path)
 	matches, _ := filepath.Glob(path + ".corrupt-*")
@@ -319,7 +321,9 @@ func TestCloseRefusesNewAppends(t *testing.T) {
 // mid-stream and checks that every acknowledged event is in the reopened file.
 func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	if os.Getenv("SPOOL_KILL_CHILD") != "" {
-		s, err := Open(Options{Path: os.Getenv("SPOOL_KILL_CHILD"), Logger: zerolog.Nop()})
+		// The child's stdout is the list of acknowledged events; its logs
+		// go to stderr, which the parent shows when the test fails.
+		s, err := Open(Options{Path: os.Getenv("SPOOL_KILL_CHILD"), Logger: zerolog.New(os.Stderr)})
 		if err != nil {
 			fmt.Println("open:", err)
 			os.Exit(2)

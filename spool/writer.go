@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -60,6 +61,8 @@ func (s *Spool) writer() {
 // Requests that do not fit under the Reject policy get ErrFull without
 // failing the others.
 func (s *Spool) commit(group []*writeReq) {
+	s.commitSince.Store(time.Now().UnixNano())
+	defer s.commitSince.Store(0)
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
 	s.ctrMu.Lock()
@@ -141,13 +144,9 @@ func dropOldest(pending *bolt.Bucket, c *counters, need int64) (int64, error) {
 	var freed, events int64
 	cur := pending.Cursor()
 	for k, v := cur.First(); k != nil && freed < need; k, v = cur.Next() {
-		_, n, _, err := decodeHeader(v)
-		if err != nil {
-			n = 0 // a damaged record is still deleted; its bytes count
-		}
 		keys = append(keys, append([]byte(nil), k...))
 		freed += int64(len(v))
-		events += int64(n)
+		events += eventCount(v)
 	}
 	// Deleting while iterating can skip keys in bbolt; collect, then delete.
 	for _, k := range keys {
@@ -175,6 +174,10 @@ func getCounters(tx *bolt.Tx) (counters, bool) {
 	if v == nil {
 		return counters{}, false
 	}
+	return parseCounters(v)
+}
+
+func parseCounters(v []byte) (counters, bool) {
 	var c counters
 	vals := []*int64{&c.PendingEvents, &c.PendingBytes, &c.DeadEvents, &c.DeadBytes}
 	for _, p := range vals {

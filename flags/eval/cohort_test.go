@@ -35,7 +35,7 @@ var cohorts = obj{"cohorts": obj{
 	"empty-and": obj{"type": "AND", "values": arr{}},
 	// stored-cohort shape: {"properties": {...}}
 	"4": obj{"properties": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{prop("plan", "exact", "pro")}}}}},
-	// negated nested cohort inside an OR: the service ignores the negation there
+	// negated nested cohort inside an OR: negated there too (evaluate_cohort_filter)
 	"5":      obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{negated(cohortProp(4, "in"))}}}},
 	"6":      obj{"type": "OR", "values": arr{obj{"type": "AND", "values": arr{negated(cohortProp(4, "in"))}}}},
 	"cyclic": obj{"type": "OR", "values": arr{obj{"type": "OR", "values": arr{cohortProp("cyclic", "in")}}}},
@@ -77,7 +77,8 @@ func TestCohorts(t *testing.T) {
 		{"c3", map[string]any{}, inco},
 		{"empty-and", map[string]any{}, on},
 		{"c4", map[string]any{"plan": "pro"}, on},
-		{"c5", map[string]any{"plan": "pro"}, on},
+		{"c5", map[string]any{"plan": "pro"}, off},
+		{"c5", map[string]any{"plan": "free"}, on},
 		{"c6", map[string]any{"plan": "pro"}, off},
 		{"cyclic", map[string]any{}, inco},
 	}
@@ -122,7 +123,7 @@ func TestDependencies(t *testing.T) {
 		base, mv, inactive, byID, target,
 		flag("needs-base", cond(100, depProp("base", true))),
 		flag("needs-not-base", cond(100, depProp("base", false))),
-		flag("needs-variant", cond(100, depProp("mv", matchingVariant(compileFlag([]byte(mustJSON(t, mv)), nil), "u")))),
+		flag("needs-variant", cond(100, depProp("mv", matchingVariant(compileFlag([]byte(mustJSON(t, mv)), nil, false), "u")))),
 		flag("needs-other-variant", cond(100, depProp("mv", "nope"))),
 		flag("needs-mv-true", cond(100, depProp("mv", true))),
 		flag("needs-inactive-false", cond(100, depProp("inactive", false))),

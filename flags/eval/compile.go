@@ -19,6 +19,9 @@ type rawDefinitions struct {
 	Flags            []json.RawMessage          `json:"flags"`
 	GroupTypeMapping map[string]string          `json:"group_type_mapping"`
 	Cohorts          map[string]json.RawMessage `json:"cohorts"`
+	// PropertyMatchingVersion 2 selects explicit exact matching; absent, 1
+	// and any other value the legacy rules, as in PostHog's SDKs.
+	PropertyMatchingVersion json.RawMessage `json:"property_matching_version"`
 }
 
 type rawFlag struct {
@@ -33,13 +36,13 @@ type rawFlag struct {
 }
 
 type rawFilters struct {
-	Groups                    []rawCondition             `json:"groups"`
-	Multivariate              *rawMultivariate           `json:"multivariate"`
-	AggregationGroupTypeIndex *int                       `json:"aggregation_group_type_index"`
-	Payloads                  map[string]json.RawMessage `json:"payloads"`
-	EarlyExit                 *bool                      `json:"early_exit"`
-	Holdout                   json.RawMessage            `json:"holdout"`
-	FeatureEnrollment         *bool                      `json:"feature_enrollment"`
+	Groups                    []rawCondition   `json:"groups"`
+	Multivariate              *rawMultivariate `json:"multivariate"`
+	AggregationGroupTypeIndex *int             `json:"aggregation_group_type_index"`
+	Payloads                  json.RawMessage  `json:"payloads"`
+	EarlyExit                 *bool            `json:"early_exit"`
+	Holdout                   json.RawMessage  `json:"holdout"`
+	FeatureEnrollment         *bool            `json:"feature_enrollment"`
 	// The legacy super_groups and holdout_groups are not read: the service
 	// stopped reading them once feature_enrollment and holdout replaced them
 	// (flag_models.rs keeps them only as pass-through keys), and posthog-node
@@ -107,11 +110,12 @@ func Compile(raw []byte) (*Evaluator, error) {
 			e.groupTypes[i] = name
 		}
 	}
+	explicit := bytes.Equal(bytes.TrimSpace(defs.PropertyMatchingVersion), []byte("2"))
 	for id, rc := range defs.Cohorts {
-		e.cohorts[id] = compileGroup(rc, 0)
+		e.cohorts[id] = compileGroup(rc, 0, explicit)
 	}
 	for _, rf := range defs.Flags {
-		f := compileFlag(rf, e.groupTypes)
+		f := compileFlag(rf, e.groupTypes, explicit)
 		if f == nil {
 			continue
 		}
@@ -126,7 +130,15 @@ func Compile(raw []byte) (*Evaluator, error) {
 	return e, nil
 }
 
-func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
+func compileFlag(raw json.RawMessage, groupTypes map[int]string, explicit bool) *flagDef {
+	var probe struct {
+		Key     string          `json:"key"`
+		Deleted bool            `json:"deleted"`
+		Filters json.RawMessage `json:"filters"`
+	}
+	if json.Unmarshal(raw, &probe) == nil && probe.Key != "" && !probe.Deleted && refusedByService(probe.Filters) != "" {
+		return nil // the service cannot decode its filters and never serves it
+	}
 	var rf rawFlag
 	if err := json.Unmarshal(raw, &rf); err != nil {
 		// Keep the flag if we can at least tell its key, so that callers get
@@ -174,9 +186,10 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 		}
 	}
 	f.constantVariant = variantIsConstant(f.variants)
-	if len(fl.Payloads) > 0 {
-		f.payloads = make(map[string]payload, len(fl.Payloads))
-		for k, p := range fl.Payloads {
+	// payloads is any JSON value for the service; only an object has any.
+	if pl, ok := object(fl.Payloads); ok && len(pl) > 0 {
+		f.payloads = make(map[string]payload, len(pl))
+		for k, p := range pl {
 			if d := DecodePayload(p); d != nil {
 				f.payloads[k] = payload{decoded: d, stored: bytes.Clone(bytes.TrimSpace(p))}
 			}
@@ -202,7 +215,7 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string) *flagDef {
 			c.hasAgg, c.agg = true, f.agg
 		}
 		for _, rp := range rc.Properties {
-			flt := compileFilter(rp)
+			flt := compileFilter(rp, explicit)
 			if flt.kind == kindCohort {
 				c.cohorts = append(c.cohorts, flt)
 			} else {
@@ -301,12 +314,12 @@ func decodeValue(raw json.RawMessage) (any, bool) {
 	return v, true
 }
 
-func compileFilter(raw json.RawMessage) *filter {
+func compileFilter(raw json.RawMessage, explicit bool) *filter {
 	var rp rawProperty
 	if err := json.Unmarshal(raw, &rp); err != nil {
 		return &filter{kind: kindUnknown, broken: "property filter not understood"}
 	}
-	f := &filter{typeName: rp.Type, negation: rp.Negation != nil && *rp.Negation}
+	f := &filter{typeName: rp.Type, negation: rp.Negation != nil && *rp.Negation, explicit: explicit}
 	if k, ok := decodeValue(rp.Key); ok {
 		f.key = reprOf(k)
 	}
@@ -330,19 +343,22 @@ func compileFilter(raw json.RawMessage) *filter {
 		if f.hasValue {
 			f.cohortID = reprOf(f.value)
 		}
-		switch f.opName {
-		case "exact", "in":
+		// apply_cohort_membership_logic: no operator means in; any operator
+		// but in and not_in (exact included) is false.
+		switch {
+		case rp.Operator == nil || *rp.Operator == "" || *rp.Operator == "in":
 			f.op = opIn
-		case "not_in":
+		case *rp.Operator == "not_in":
 			f.op = opNotIn
 		default:
-			f.op = opOther // the service treats any other cohort operator as "not a member"
+			f.op = opOther
 		}
 		return f
 	case "flag":
 		f.kind = kindFlag
 		if f.opName != "flag_evaluates_to" {
-			f.broken = fmt.Sprintf("flag dependency operator %q unknown", f.opName)
+			// match_flag_value_to_flag_filter: any other operator is false.
+			f.op = opOther
 		}
 		return f
 	default:
@@ -389,7 +405,9 @@ func (f *filter) prepare() {
 			f.list = []string{asciiLowerString(f.repr)}
 		}
 	case opRegex, opNotRegex:
-		re, err := regexp.Compile(f.repr)
+		pattern, asciiOnly := unicodeRegex(f.repr)
+		re, err := regexp.Compile(pattern)
+		f.reASCIIOnly = asciiOnly
 		switch {
 		case err == nil:
 			f.re = re
@@ -448,13 +466,13 @@ func needsBacktrackingEngine(p string) bool {
 
 var errBadGroup = errors.New("cohort property group not understood")
 
-func compileGroup(raw json.RawMessage, depth int) *propGroup {
+func compileGroup(raw json.RawMessage, depth int, explicit bool) *propGroup {
 	var rg rawGroup
 	if depth > 32 || json.Unmarshal(raw, &rg) != nil {
 		return &propGroup{bad: errBadGroup}
 	}
 	if rg.Type == "" && len(rg.Properties) > 0 { // {"properties": {...}} as stored on the cohort
-		return compileGroup(rg.Properties, depth+1)
+		return compileGroup(rg.Properties, depth+1, explicit)
 	}
 	g := &propGroup{}
 	switch rg.Type {
@@ -469,10 +487,16 @@ func compileGroup(raw json.RawMessage, depth int) *propGroup {
 			Values json.RawMessage `json:"values"`
 		}
 		if json.Unmarshal(rv, &probe) == nil && len(probe.Values) > 0 {
-			g.items = append(g.items, groupItem{group: compileGroup(rv, depth+1)})
+			g.items = append(g.items, groupItem{group: compileGroup(rv, depth+1, explicit)})
 			continue
 		}
-		g.items = append(g.items, groupItem{filter: compileFilter(rv)})
+		flt := compileFilter(rv, explicit)
+		if why := propertyFilter(rv); why != "" && flt.broken == "" {
+			// The service cannot decode this cohort (its filters are the same
+			// PropertyFilter) and fails the flag that uses it.
+			flt.kind, flt.broken = kindUnknown, "cohort property filter not understood by PostHog: "+why
+		}
+		g.items = append(g.items, groupItem{filter: flt})
 	}
 	return g
 }

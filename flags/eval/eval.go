@@ -237,6 +237,26 @@ func (e *Evaluator) EvaluateAll(in Input) (results map[string]Result, inconclusi
 	return results, inconclusiveFlags
 }
 
+// MaxDistinctIDLen is the service's MAX_DISTINCT_ID_LEN, in characters.
+const MaxDistinctIDLen = 200
+
+// TruncateDistinctID cuts id to its first 200 characters (runes, not bytes),
+// as the service's FlagRequest::extract_distinct_id does, so a multibyte id
+// hashes as it does in PostHog and stays valid UTF-8.
+func TruncateDistinctID(id string) string {
+	if len(id) <= MaxDistinctIDLen {
+		return id
+	}
+	n := 0
+	for i := range id {
+		if n == MaxDistinctIDLen {
+			return id[:i]
+		}
+		n++
+	}
+	return id
+}
+
 func inconclusive(key string, cause error) error {
 	return fmt.Errorf("flag %q: %w: %v", key, ErrInconclusive, cause)
 }
@@ -360,6 +380,10 @@ func (c *run) flag(f *flagDef) (Result, error) {
 	// undecidedMayEnd: an undecided condition might instead have ended
 	// evaluation with "off" (early_exit, properties unknown, rolled out).
 	undecidedMayEnd := false
+	// undecidedVariant is the variant every undecided condition would give had
+	// it matched (its override, or its hashed variant); variantsDiffer: they
+	// do not all agree.
+	undecidedVariant, variantsDiffer := "", false
 	skippedGroup := false
 	for i := range f.conds {
 		cond := &f.conds[i]
@@ -407,7 +431,7 @@ func (c *run) flag(f *flagDef) (Result, error) {
 			continue
 		}
 		// The service skips hashing at 100 % and is in when hash <= pct/100.
-		inRollout := cond.rollout == 100 || flagHash(f.key, bucket, "") <= cond.rollout/100
+		inRollout := cond.rollout == 100 || bucketHash(f.key, bucket, "") <= cond.rollout/100
 		if err != nil {
 			if !inRollout && !f.earlyExit {
 				// Out of rollout whatever the properties say: this condition
@@ -415,6 +439,12 @@ func (c *run) flag(f *flagDef) (Result, error) {
 				low.bump(scoreNoConditionMatch, i)
 				high.bump(scoreOutOfRolloutBound, i)
 				continue
+			}
+			v := conditionVariant(f, cond, bucket)
+			if undecided == nil {
+				undecidedVariant = v
+			} else if v != undecidedVariant {
+				variantsDiffer = true
 			}
 			undecided = mergeUnknown(undecided, err)
 			undecidedMayEnd = undecidedMayEnd || !inRollout
@@ -435,21 +465,21 @@ func (c *run) flag(f *flagDef) (Result, error) {
 			}
 			continue
 		}
-		if undecided != nil && (len(f.variants) > 0 || undecidedMayEnd || !errors.Is(undecided, errMissing)) {
-			// An earlier condition might have matched first (with another
-			// variant), or ended evaluation. Only a property the caller did
+		variant := conditionVariant(f, cond, bucket)
+		if undecided != nil && (undecidedMayEnd || !errors.Is(undecided, errMissing) ||
+			variantsDiffer || undecidedVariant != variant) {
+			// An earlier condition might have matched first with another
+			// variant, or ended evaluation. Only a property the caller did
 			// not give is an unknown the service settles inside its
 			// condition; other unknowns (a cohort or flag dependency missing
 			// from the definitions, ...) can change the whole flag's answer.
 			return res, undecided
 		}
-		// Here any undecided earlier condition could only have matched too:
-		// a flag without variants is on, with the "true" payload, either way.
+		// Here any undecided earlier condition could only have matched with
+		// the same variant (none for a boolean flag), so the value and
+		// payload are the same whichever condition the service matches.
 		res.Enabled = true
-		res.Variant = cond.variant
-		if res.Variant == "" {
-			res.Variant = matchingVariant(f, bucket)
-		}
+		res.Variant = variant
 		pk := res.Variant
 		if pk == "" {
 			pk = "true"
@@ -543,13 +573,22 @@ func mergeUnknown(cur, next error) error {
 	return cur
 }
 
+// conditionVariant is the variant a matching condition gives: its valid
+// override, else the hashed variant ("" for a flag without variants).
+func conditionVariant(f *flagDef, cond *condition, bucket string) string {
+	if cond.variant != "" {
+		return cond.variant
+	}
+	return matchingVariant(f, bucket)
+}
+
 // matchingVariant walks the variants' cumulative shares with the "variant"
 // salted hash, accumulating exactly as the service does.
 func matchingVariant(f *flagDef, bucket string) string {
 	if len(f.variants) == 0 {
 		return ""
 	}
-	h := flagHash(f.key, bucket, "variant")
+	h := bucketHash(f.key, bucket, "variant")
 	cum := 0.0
 	for _, v := range f.variants {
 		cum += v.pct / 100
@@ -591,7 +630,7 @@ func (c *run) filter(flt *filter, cond *condition) (bool, error) {
 	case kindFlag:
 		return c.flagFilter(flt)
 	case kindPerson:
-		return flt.match(c.in.PersonProperties, c.now)
+		return flt.match(c.personProps(), c.now)
 	case kindGroup:
 		gti, has := flt.gti, flt.hasGTI
 		if !has {
@@ -602,7 +641,7 @@ func (c *run) filter(flt *filter, cond *condition) (bool, error) {
 		if cond.hasAgg {
 			return c.groupFilter(flt, cond.agg, true)
 		}
-		return flt.match(c.in.PersonProperties, c.now)
+		return flt.match(c.personProps(), c.now)
 	}
 	if flt.broken != "" {
 		return false, errors.New(flt.broken)
@@ -610,25 +649,47 @@ func (c *run) filter(flt *filter, cond *condition) (bool, error) {
 	return false, fmt.Errorf("property type %q cannot be evaluated locally", flt.typeName)
 }
 
+// personProps are the person properties as the service sees them: it always
+// adds the request's distinct_id (fetch_and_locally_cache_all_relevant_properties),
+// and a distinct_id the caller passed in person_properties wins, as request
+// properties override stored ones.
+func (c *run) personProps() props {
+	return props{m: c.in.PersonProperties, extraKey: "distinct_id", extra: c.in.DistinctID}
+}
+
+// groupFilter matches a group property filter against the group's properties
+// as the service resolves them (PropertyContext::resolve_for_filter,
+// get_group_properties): for each group in the request it sets $group_key to
+// the request's key, overwriting a supplied one
+// (get_group_property_overrides); stored properties exist only for a group
+// the request names, so without a group key (or for an index the project's
+// group_type_mapping lacks, or a filter naming no group type) the request's
+// properties, or none, are all it has, and an absent key is absent.
 func (c *run) groupFilter(flt *filter, gti int, has bool) (bool, error) {
 	if !has {
-		return false, fmt.Errorf("group filter %q names no group type", flt.key)
+		return flt.match(props{complete: true}, c.now)
 	}
 	name, ok := c.e.groupTypes[gti]
 	if !ok {
-		return false, fmt.Errorf("group type index %d is not in group_type_mapping", gti)
+		return flt.match(props{complete: true}, c.now)
 	}
-	props, ok := c.in.GroupProperties[name]
-	if !ok {
-		return false, fmt.Errorf("%w: %q of group %q (no properties given for the group)", errMissing, flt.key, name)
+	p := props{m: c.in.GroupProperties[name]}
+	key, named := c.in.Groups[name]
+	if named {
+		p.extraKey, p.extra, p.override = "$group_key", key, true
 	}
-	return flt.match(props, c.now)
+	// PostHog stores no group under an empty key.
+	p.complete = key == ""
+	return flt.match(p, c.now)
 }
 
 // flagFilter evaluates a flag_evaluates_to dependency.
 func (c *run) flagFilter(flt *filter) (bool, error) {
 	if flt.broken != "" {
 		return false, errors.New(flt.broken)
+	}
+	if flt.op == opOther {
+		return false, nil
 	}
 	key := flt.key
 	if _, ok := c.e.flags[key]; !ok {
@@ -708,7 +769,7 @@ func (c *run) group(g *propGroup, depth int) (bool, error) {
 		if it.group != nil {
 			m, err = c.group(it.group, depth)
 		} else {
-			m, err = c.groupFilterItem(it.filter, g.and, depth)
+			m, err = c.groupFilterItem(it.filter, depth)
 		}
 		if err != nil {
 			unknown = mergeUnknown(unknown, err)
@@ -728,10 +789,10 @@ func (c *run) group(g *propGroup, depth int) (bool, error) {
 }
 
 // groupFilterItem is one filter inside a cohort. Following the service's
-// cohort_operations.rs, a nested cohort's negation is applied only inside AND
-// groups (inside OR groups only its in/not_in operator counts), property
-// filters are negated in both, and every operator error is a non-match.
-func (c *run) groupFilterItem(flt *filter, inAnd bool, depth int) (bool, error) {
+// cohort_operations.rs (evaluate_cohort_filter), negation applies to nested
+// cohorts and property filters alike, in AND and OR groups, and every
+// operator error is a non-match.
+func (c *run) groupFilterItem(flt *filter, depth int) (bool, error) {
 	switch flt.kind {
 	case kindCohort:
 		member, err := c.cohort(flt.cohortID, depth+1)
@@ -745,12 +806,9 @@ func (c *run) groupFilterItem(flt *filter, inAnd bool, depth int) (bool, error) 
 		case opNotIn:
 			m = !member
 		}
-		if inAnd && flt.negation {
-			m = !m
-		}
-		return m, nil
+		return m != flt.negation, nil
 	case kindPerson, kindDefault:
-		m, err := flt.match(c.in.PersonProperties, c.now)
+		m, err := flt.match(c.personProps(), c.now)
 		if err != nil {
 			return false, err
 		}

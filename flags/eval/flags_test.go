@@ -106,8 +106,17 @@ func TestFlags_UndecidedConditionOutOfRollout(t *testing.T) {
 	r, err = e.Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"})
 	require.NoError(t, err)
 	require.True(t, r.Enabled)
+	// Multivariate, no overrides: either condition hashes distinct_id_1 to
+	// the same variant (test, 0.507), so a decides only the condition index.
 	mv := multivariateFlag("simple-flag", cond(45, prop("a", "exact", "1")), cond(100))
-	_, err = defs(t, arr{mv}).Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"}) // a decides the variant's condition
+	r, err = defs(t, arr{mv}).Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"})
+	require.NoError(t, err)
+	require.Equal(t, "test", r.Variant)
+	// With an override on the undecided condition that differs from the
+	// hashed variant, a decides the variant.
+	mv = multivariateFlag("simple-flag", cond(45, prop("a", "exact", "1")), cond(100))
+	mv["filters"].(obj)["groups"].(arr)[0].(obj)["variant"] = "control"
+	_, err = defs(t, arr{mv}).Evaluate("simple-flag", Input{DistinctID: "distinct_id_1"})
 	require.ErrorIs(t, err, ErrInconclusive)
 
 	f["filters"].(obj)["early_exit"] = true
@@ -371,7 +380,10 @@ func TestFlags_KeysLenFlagAndEvaluateAll(t *testing.T) {
 func TestCompile_RejectsNonObjectsButKeepsBrokenFlags(t *testing.T) {
 	_, err := Compile([]byte(`[1,2]`))
 	require.Error(t, err)
-	e, err := Compile([]byte(`{"flags":[{"key":"bad","filters":{"groups":"nope"}},{"key":"gone","deleted":true,"active":true},{"nokey":1}]}`))
+	// "unserved": filters the service cannot decode (see
+	// TestServiceSemantics_DefinitionShapes); "bad": filters it decodes but
+	// a flag field we cannot read.
+	e, err := Compile([]byte(`{"flags":[{"key":"unserved","filters":{"groups":"nope"}},{"key":"bad","active":"yes","filters":{}},{"key":"gone","deleted":true,"active":true},{"nokey":1}]}`))
 	require.NoError(t, err)
 	require.Equal(t, []string{"bad"}, e.Keys())
 	_, err = e.Evaluate("bad", Input{DistinctID: "u"})

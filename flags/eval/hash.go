@@ -17,6 +17,16 @@ func flagHash(key, id, salt string) float64 {
 	return hashOf(key, ".", id, salt)
 }
 
+// bucketHash is the service's get_hash: an empty identifier (a request with
+// distinct_id "") hashes to 0.0 without SHA-1, so it is inside every rollout,
+// even 0 %, and gets the first variant with a share.
+func bucketHash(key, id, salt string) float64 {
+	if id == "" {
+		return 0
+	}
+	return flagHash(key, id, salt)
+}
+
 // holdoutHash is the service's holdout bucket (calculate_hash("holdout-", id,
 // "")): the hash of "holdout-<id>", the same for every flag, so a holdout
 // excludes the same people from every experiment it is attached to.

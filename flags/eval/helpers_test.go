@@ -56,18 +56,25 @@ func prop(key, op string, value any) obj {
 type outcome struct {
 	value        any // bool or variant string
 	inconclusive bool
+	unserved     bool // not in the definitions as PostHog serves them
 }
 
 var (
 	on   = outcome{value: true}
 	off  = outcome{value: false}
 	inco = outcome{inconclusive: true}
+	// unserved: the service cannot decode the flag and never serves it.
+	unserved = outcome{unserved: true}
 )
 
 func requireOutcome(t *testing.T, want outcome, r Result, err error, msgAndArgs ...any) {
 	t.Helper()
 	if want.inconclusive {
 		require.ErrorIs(t, err, ErrInconclusive, msgAndArgs...)
+		return
+	}
+	if want.unserved {
+		require.ErrorIs(t, err, ErrUnknownFlag, msgAndArgs...)
 		return
 	}
 	require.NoError(t, err, msgAndArgs...)

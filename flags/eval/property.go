@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -100,6 +101,7 @@ type filter struct {
 	re            *regexp.Regexp
 	reInvalid     bool
 	reUnsupported bool
+	reASCIIOnly   bool // only ASCII text matches as the service's regex would (see unicodeRegex)
 
 	num    float64
 	numOK  bool
@@ -113,21 +115,58 @@ type filter struct {
 	semverOK bool
 
 	cohortID string
+	// explicit: the definitions' property_matching_version is 2, whose exact
+	// and is_not compare booleans only with booleans (see exactExplicit).
+	explicit bool
+}
+
+// props is where a filter looks its key up: the caller's properties, plus the
+// one property the service always sets itself (distinct_id for a person,
+// $group_key for a group).
+type props struct {
+	m        map[string]any
+	extraKey string
+	extra    any
+	// override: extra wins over a value the caller gave ($group_key is
+	// overwritten by the service; a supplied distinct_id wins over the
+	// request's).
+	override bool
+	// complete: these are all the properties the service will have, so an
+	// absent key is absent for it too (a group type the project does not
+	// have, a group without a key in the request).
+	complete bool
+}
+
+func (p props) get(k string) (any, bool) {
+	if p.extraKey != "" && k == p.extraKey {
+		if !p.override {
+			if v, ok := p.m[k]; ok {
+				return v, true
+			}
+		}
+		return p.extra, true
+	}
+	v, ok := p.m[k]
+	return v, ok
 }
 
 // errMissing is returned (wrapped) when a filter needs a property the caller
 // did not give. PostHog may know it, so the answer is the server's to give.
 var errMissing = errors.New("property not given")
 
-// match evaluates the filter against props, with the service's semantics for
-// a property map that may be partial: a missing key is inconclusive (PostHog
-// may have it stored), every operator error the service swallows is false.
-func (f *filter) match(props map[string]any, now time.Time) (bool, error) {
+// match evaluates the filter against p, with the service's semantics for
+// properties that may be partial: a missing key is inconclusive (PostHog may
+// have it stored) unless p is complete, every operator error the service
+// swallows is false.
+func (f *filter) match(p props, now time.Time) (bool, error) {
 	if f.broken != "" {
 		return false, errors.New(f.broken)
 	}
-	v, present := props[f.key]
+	v, present := p.get(f.key)
 	if !present {
+		if p.complete {
+			return f.absent(), nil
+		}
 		// Even is_not_set: the caller not passing a property does not mean the
 		// person lacks it. posthog-node answers true here; the service, given
 		// partial properties, declines, and so do we.
@@ -144,9 +183,9 @@ func (f *filter) match(props map[string]any, now time.Time) (bool, error) {
 	}
 	switch f.op {
 	case opExact:
-		return f.exact(v), nil
+		return f.exactMatch(v), nil
 	case opIsNot:
-		return !f.exact(v), nil
+		return !f.exactMatch(v), nil
 	case opIcontains, opNotIcontains:
 		in := asciiContainsFold(reprOf(v), f.lower)
 		return in == (f.op == opIcontains), nil
@@ -173,7 +212,11 @@ func (f *filter) match(props map[string]any, now time.Time) (bool, error) {
 			// pattern does not compile (posthog-node does the same).
 			return false, nil
 		}
-		return f.re.MatchString(reprOf(v)) == (f.op == opRegex), nil
+		s := reprOf(v)
+		if f.reASCIIOnly && !isASCII(s) {
+			return false, fmt.Errorf("regex %q: its Unicode classes cannot be matched here on the non-ASCII %q", f.repr, s)
+		}
+		return f.re.MatchString(s) == (f.op == opRegex), nil
 	case opGt, opGte, opLt, opLte:
 		// Numeric only: the service turns a non-numeric side into a validation
 		// error, i.e. no match. posthog-node falls back to comparing strings.
@@ -233,6 +276,32 @@ func (f *filter) match(props map[string]any, now time.Time) (bool, error) {
 	return false, fmt.Errorf("operator %q cannot be evaluated locally", f.opName)
 }
 
+// absent is match_property for a key the service's properties do not have
+// (partial_props false): the negative operators match, nothing else does.
+func (f *filter) absent() bool {
+	switch f.op {
+	case opIsNotSet:
+		return true
+	case opIsSet:
+		return false
+	}
+	if !f.hasValue {
+		return false
+	}
+	switch f.op {
+	case opIsNot, opNotIcontains, opNotIcontainsMulti, opNotStartsWith, opNotEndsWith, opNotRegex, opNotBetween:
+		return true
+	}
+	return false
+}
+
+func (f *filter) exactMatch(v any) bool {
+	if f.explicit {
+		return f.exactExplicit(v)
+	}
+	return f.exact(v)
+}
+
 // exact is the service's compute_exact_match.
 func (f *filter) exact(v any) bool {
 	if f.tf {
@@ -252,12 +321,60 @@ func (f *filter) exact(v any) bool {
 	return equalLower(f.repr, s)
 }
 
+// exactExplicit is exact under property_matching_version 2, as posthog-js
+// core's matchFeatureFlagProperty (and posthog-go, -php, -elixir) apply it:
+// a boolean-like filter value (true, false, "true"/"false" in any case)
+// equals only a boolean-like scalar of the same truth, so false no longer
+// matches "banana", 0, null or [false]; a non-empty list matches when any
+// element equals the value that way (so ["true","false"] matches "true");
+// other values compare as lower-cased text. The empty list keeps the legacy
+// rule (it matches any truthy value).
+func (f *filter) exactExplicit(v any) bool {
+	if arr, ok := f.value.([]any); ok {
+		if len(arr) == 0 {
+			return f.exact(v)
+		}
+		for i, e := range arr {
+			if boolLike(e) {
+				if boolLike(v) && isTruthy(e) == isTruthy(v) {
+					return true
+				}
+				continue
+			}
+			if equalLower(f.list[i], reprOf(v)) {
+				return true
+			}
+		}
+		return false
+	}
+	if boolLike(f.value) {
+		return boolLike(v) && f.truthy == isTruthy(v)
+	}
+	return equalLower(f.repr, reprOf(v))
+}
+
+// boolLike: a boolean, or the string "true" or "false" in any case.
+func boolLike(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return true
+	case string:
+		return strings.EqualFold(x, "true") || strings.EqualFold(x, "false")
+	}
+	return false
+}
+
 func (f *filter) matchDate(v any, now time.Time) (bool, error) {
-	pt, ok, unsure := propertyDate(v, now)
+	if !f.dateIsString {
+		// The service reads only a string filter value as a date: a number
+		// (or anything else) is false whatever the person's value.
+		return false, nil
+	}
+	pd, ok, unsure := propertyDate(v)
 	if unsure {
 		return false, fmt.Errorf("cannot read %q as a date the way PostHog does", reprOf(v))
 	}
-	if !ok || !f.dateIsString {
+	if !ok {
 		return false, nil
 	}
 	if f.date.unsure {
@@ -266,7 +383,14 @@ func (f *filter) matchDate(v any, now time.Time) (bool, error) {
 	if !f.date.ok {
 		return false, nil
 	}
-	ft := f.date.at(now)
+	pt, ft := pd.at(now), f.date.at(now)
+	if pd.clock && f.date.clock && pt.Equal(ft) {
+		// Both are dates without a time, which the service's dateparser
+		// fallback reads at the current time of day, each with its own
+		// clock reading: the person's value is read first, a moment
+		// before the filter's, so it is the earlier of the two.
+		return f.op == opDateBefore, nil
+	}
 	switch f.op {
 	case opDateBefore:
 		return pt.Before(ft), nil

@@ -65,14 +65,16 @@ func TestServiceSemantics_Holdouts(t *testing.T) {
 		{"holdout: null is detached", "mv-null", Input{DistinctID: "distinct_id_3", PersonProperties: free}, off, false},
 		{"boolean flag", "bool-30", Input{DistinctID: "distinct_id_7", PersonProperties: free}, held("holdout-7"), true},
 		{"boolean flag outside", "bool-30", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, on, false},
-		// Shapes the service's serde rejects: its whole flag fails to decode,
-		// where posthog-node would ignore the holdout. Ask PostHog.
-		{"string id", "bad-id", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
-		{"fractional id", "bad-float-id", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
-		{"no exclusion_percentage", "no-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
-		{"null exclusion_percentage", "null-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
-		{"string exclusion_percentage", "str-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
-		{"holdout not an object", "not-object", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, inco, false},
+		// Shapes the service's serde rejects (Holdout {id: i64,
+		// exclusion_percentage: f64}): its whole flag fails to decode and is
+		// not served (FeatureFlagList::from_pg skips it), where posthog-node
+		// would ignore the holdout.
+		{"string id", "bad-id", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
+		{"fractional id", "bad-float-id", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
+		{"no exclusion_percentage", "no-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
+		{"null exclusion_percentage", "null-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
+		{"string exclusion_percentage", "str-pct", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
+		{"holdout not an object", "not-object", Input{DistinctID: "distinct_id_0", PersonProperties: pro}, unserved, false},
 		// Bucketing: the device id for device_id flags, the distinct id when
 		// there is none (posthog-node gives up there), the group key for
 		// group flags.
@@ -180,25 +182,31 @@ func TestServiceSemantics_FeatureEnrollment(t *testing.T) {
 }
 
 // An earlier condition undecided only for want of a property cannot change
-// a flag without variants once a later condition matches: on, with the "true"
-// payload. The condition index reported is the later one (the service, which
-// has the property, may report the earlier). Multivariate flags, early_exit
-// flags that might have stopped on the undecided condition, and unknowns
-// that can change the whole flag's answer on the server stay inconclusive.
-func TestServiceSemantics_BooleanFlagMatchesPastAnUndecidedCondition(t *testing.T) {
+// the answer once a later condition matches, when it would give the same
+// variant (none for a boolean flag): on, with the same payload. The service
+// (get_match) returns the first matching condition's override, else the
+// hashed variant (get_matching_variant), so an undecided condition without
+// an override, or whose override equals the hashed variant, gives what the
+// later one gives. The condition index reported is the later one (the
+// service, which has the property, may report the earlier). A differing
+// override, early_exit flags that might have stopped on the undecided
+// condition, and unknowns that can change the whole flag's answer on the
+// server stay inconclusive.
+func TestServiceSemantics_MatchPastAnUndecidedCondition(t *testing.T) {
 	missing := prop("beta", "exact", true) // never given below
 	groupCond := cond(100, gprop("plan", "exact", "enterprise"))
 	groupCond["aggregation_group_type_index"] = 0
 	earlyExit := func(f obj) obj { f["filters"].(obj)["early_exit"] = true; return f }
 	withPayload := func(f obj) obj { f["filters"].(obj)["payloads"] = obj{"true": `{"on": 1}`}; return f }
-	override := cond(100, missing)
-	override["variant"] = "test"
+	withVariant := func(c obj, v string) obj { c["variant"] = v; return c }
+	override := withVariant(cond(100, missing), "test")
 	e := defs(t, arr{
 		withPayload(flag("bool", cond(100, missing), cond(100, prop("plan", "exact", "pro")))),
 		flag("bool-3", cond(100, prop("plan", "exact", "team")), cond(100, missing), cond(30, missing), cond(100)),
 		flag("group-first", groupCond, cond(100, prop("plan", "exact", "pro"))),
 		multivariateFlag("mv", cond(100, missing), cond(100, prop("plan", "exact", "pro"))),
 		multivariateFlag("mv-override", override, cond(100)),
+		multivariateFlag("mv-two-overrides", override, withVariant(cond(100, missing), "control"), cond(100)),
 		// "simple-flag" at 45 %: distinct_id_1 is inside, distinct_id_0 outside.
 		earlyExit(flag("simple-flag", cond(45, missing), cond(100))),
 		flag("cohort-first", cond(100, cohortProp(99, "in")), cond(100)),
@@ -221,8 +229,13 @@ func TestServiceSemantics_BooleanFlagMatchesPastAnUndecidedCondition(t *testing.
 		{"group properties not given, then a match", "group-first",
 			Input{DistinctID: "u", PersonProperties: pro, Groups: map[string]string{"company": "acme"}}, on, 1},
 		{"no later match", "nothing-after", Input{DistinctID: "u", PersonProperties: pro}, inco, 0},
-		{"multivariate", "mv", Input{DistinctID: "u", PersonProperties: pro}, inco, 0},
-		{"multivariate with an override", "mv-override", Input{DistinctID: "u"}, inco, 0},
+		// "mv" hashes u to test (0.692) in both conditions.
+		{"multivariate", "mv", Input{DistinctID: "u", PersonProperties: pro}, outcome{value: "test"}, 1},
+		// The override "test" equals u's hashed variant (0.620): decided.
+		{"multivariate, override equal to the hashed variant", "mv-override", Input{DistinctID: "u"}, outcome{value: "test"}, 1},
+		// user-1 hashes to control (0.157): the override could win.
+		{"multivariate, override differing from the hashed variant", "mv-override", Input{DistinctID: "user-1"}, inco, 0},
+		{"multivariate, undecided overrides that differ", "mv-two-overrides", Input{DistinctID: "u"}, inco, 0},
 		// early_exit: an undecided condition inside its rollout either matches
 		// or falls through; outside it, matching properties would end
 		// evaluation with off.
@@ -243,7 +256,6 @@ func TestServiceSemantics_BooleanFlagMatchesPastAnUndecidedCondition(t *testing.
 			}
 			require.Equal(t, intp(tc.index), r.Reason.ConditionIndex)
 			require.Equal(t, "condition_match", r.Reason.Code)
-			require.Empty(t, r.Variant)
 			if tc.flag == "bool" {
 				require.JSONEq(t, `{"on":1}`, string(r.Payload))
 			}

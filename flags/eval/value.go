@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The Rust flags service compares values through serde_json's text form of a
@@ -226,13 +228,87 @@ func isTruthy(v any) bool {
 }
 
 // equalLower compares a and b after Unicode lower-casing (Rust's
-// to_lowercase), without allocating when both are ASCII.
+// str::to_lowercase, as the service's exact/is_not do), without allocating
+// when both are ASCII.
 func equalLower(a, b string) bool {
 	if isASCII(a) && isASCII(b) {
 		return len(a) == len(b) && asciiEqualFold(a, b)
 	}
-	//lint:ignore SA6005 the service lower-cases (Rust's to_lowercase); EqualFold's case folding differs for some runes
-	return strings.ToLower(a) == strings.ToLower(b)
+	return rustLower(a) == rustLower(b)
+}
+
+// rustLower is Rust's str::to_lowercase. It differs from strings.ToLower in
+// two places: U+0130 (İ) lowers to "i" followed by U+0307 (combining dot
+// above), its full mapping in SpecialCasing.txt, and a capital sigma lowers
+// to the final form ς at the end of a word (the Final_Sigma condition).
+// Every other rune takes its simple lowercase mapping, as in Go.
+func rustLower(s string) string {
+	if isASCII(s) {
+		return asciiLowerString(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	for i, r := range s {
+		switch r {
+		case 'İ':
+			b.WriteString("i\u0307")
+		case 'Σ':
+			if finalSigma(s, i) {
+				b.WriteRune('ς')
+			} else {
+				b.WriteRune('σ')
+			}
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// finalSigma is Unicode's Final_Sigma condition for the Σ at byte offset i:
+// a cased letter before it and none after it, skipping case-ignorable runes
+// on both sides.
+func finalSigma(s string, i int) bool {
+	before := false
+	for j := i; j > 0; {
+		r, n := utf8.DecodeLastRuneInString(s[:j])
+		j -= n
+		if caseIgnorable(r) {
+			continue
+		}
+		before = cased(r)
+		break
+	}
+	if !before {
+		return false
+	}
+	for j := i + len("Σ"); j < len(s); {
+		r, n := utf8.DecodeRuneInString(s[j:])
+		j += n
+		if caseIgnorable(r) {
+			continue
+		}
+		return !cased(r)
+	}
+	return true
+}
+
+// cased is Unicode's Cased property: Lowercase, Uppercase or Lt.
+func cased(r rune) bool {
+	return unicode.IsLower(r) || unicode.IsUpper(r) || unicode.IsTitle(r) ||
+		unicode.Is(unicode.Other_Lowercase, r) || unicode.Is(unicode.Other_Uppercase, r)
+}
+
+// caseIgnorable is Unicode's Case_Ignorable property: marks, format
+// characters, modifier letters and symbols, and the word-internal
+// punctuation of UAX #29 (MidLetter, MidNumLet, Single_Quote).
+func caseIgnorable(r rune) bool {
+	switch r {
+	case '\'', '.', ':', '\u00B7', '\u0387', '\u055F', '\u05F4', '\u2018', '\u2019', '\u2024',
+		'\u2027', '\uFE13', '\uFE52', '\uFE55', '\uFF07', '\uFF0E', '\uFF1A':
+		return true
+	}
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
 func isASCII(s string) bool {
