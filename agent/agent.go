@@ -74,6 +74,9 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 		Host: cfg.PostHog.Host, ProjectToken: cfg.PostHog.APIKey.Reveal(),
 		PersonalAPIKey: cfg.PostHog.PersonalAPIKey.Reveal(), PollInterval: cfg.Flags.PollInterval.D(),
 		Dir: cfg.DataDir, OnlyEvaluateLocally: cfg.Flags.OnlyEvaluateLocally, Logger: log,
+		GeoIPDisable: cfg.Flags.GeoIPDisable, RemoteTimeout: cfg.Flags.RemoteTimeout.D(),
+		AnswerCache: flags.AnswerCacheOptions{MaxEntries: cfg.Flags.AnswerCacheMaxEntries,
+			MaxBytes: int64(cfg.Flags.AnswerCacheMaxBytes), MaxAge: cfg.Flags.AnswerCacheMaxAge.D()},
 	})
 	if err != nil {
 		_ = a.spool.Close()
@@ -82,6 +85,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 	a.handler = api.New(api.Deps{
 		Spool: a.spool, Forwarder: a.forwarder, Flags: a.flags, Status: func() any { return a.Status() },
 		Registry: a.registry, Logger: log, Ready: a.isReady, DecodeBudget: int64(cfg.Ingest.MaxDecodeBytes),
+		Called: flags.NewCalledEvents(50_000, "hogrelay", version, cfg.Flags.GeoIPDisable),
 	}, a.ingestOptions(cfg))
 	setMemoryLimit(cfg, log)
 	a.handler.SetAccess(accessOf(cfg))
@@ -89,6 +93,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 
 	if err := a.listen(cfg); err != nil {
 		a.closeListeners()
+		_ = a.flags.Close()
 		_ = a.spool.Close()
 		return nil, err
 	}
@@ -98,7 +103,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 func forwarderOptions(cfg config.Config, version string) forwarder.Options {
 	f := cfg.Forwarder
 	return forwarder.Options{
-		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes),
+		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes), MaxInFlight: f.MaxInFlight,
 		RequestTimeout: f.RequestTimeout.D(), BackoffInitial: f.BackoffInitial.D(), BackoffMax: f.BackoffMax.D(),
 		AuthRetryInterval: f.AuthRetryInterval.D(), CompactAbove: int64(cfg.Spool.CompactAbove),
 		UserAgent: "hogrelay/" + version,

@@ -63,9 +63,6 @@ func (a *Agent) start(ctx context.Context) *running {
 	for _, w := range cfg.Warnings() {
 		a.log.Warn().Msg(w)
 	}
-	if cfg.PostHog.PersonalAPIKey == "" {
-		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
-	}
 	if err := sdnotify.Ready(); err != nil {
 		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
 	}
@@ -111,6 +108,9 @@ func (a *Agent) stop(r *running, runErr error) error {
 	r.stopForwarder()
 	r.stopFlags()
 	r.background.Wait()
+	if err := a.flags.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("closing the flag answer cache")
+	}
 	<-r.watchdogDone
 	st, _ := a.spool.Stats()
 	if err := a.spool.Close(); err != nil && runErr == nil {

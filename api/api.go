@@ -36,6 +36,9 @@ type Deps struct {
 	// DecodeBudget bounds the bytes of request bodies being read and
 	// decoded at once (default DefaultDecodeBudget).
 	DecodeBudget int64
+	// Called builds the $feature_flag_called events of the CLI's flag
+	// questions; nil = one with defaults.
+	Called *flags.CalledEvents
 }
 
 // DefaultDecodeBudget is [ingest] max_decode_bytes' default. A 20 MiB batch
@@ -65,7 +68,10 @@ func New(d Deps, opts capture.Options) *Handler {
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		metrics: newMetrics(),
-		called:  flags.NewCalledEvents(50_000),
+		called:  d.Called,
+	}
+	if h.called == nil {
+		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
 	h.mux = newRouter(h)
 	if d.DecodeBudget <= 0 {
@@ -114,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -125,6 +125,7 @@ type SpoolConfig struct {
 type ForwarderConfig struct {
 	BatchMaxEvents    int      `toml:"batch_max_events"`
 	BatchMaxBytes     ByteSize `toml:"batch_max_bytes"`
+	MaxInFlight       int      `toml:"max_in_flight"`
 	RequestTimeout    Duration `toml:"request_timeout"`
 	BackoffInitial    Duration `toml:"backoff_initial"`
 	BackoffMax        Duration `toml:"backoff_max"`
@@ -136,6 +137,18 @@ type ForwarderConfig struct {
 type FlagsConfig struct {
 	PollInterval        Duration `toml:"poll_interval"`
 	OnlyEvaluateLocally bool     `toml:"only_evaluate_locally"`
+	// GeoIPDisable is geoip_disable on the agent's own /flags calls (CLI,
+	// send_feature_flags): PostHog would locate the agent's server, not the
+	// user. SDK requests keep what the SDK sent.
+	GeoIPDisable bool `toml:"geoip_disable"`
+	// RemoteTimeout bounds one remote evaluation, its one retry included.
+	RemoteTimeout Duration `toml:"remote_timeout"`
+	// The answer cache keeps PostHog's last answer per evaluation context
+	// for offline use: at most this many entries and bytes (least recently
+	// used go first), none older than AnswerCacheMaxAge.
+	AnswerCacheMaxEntries int      `toml:"answer_cache_max_entries"`
+	AnswerCacheMaxBytes   ByteSize `toml:"answer_cache_max_bytes"`
+	AnswerCacheMaxAge     Duration `toml:"answer_cache_max_age"`
 	// DefinitionsKeys are bearer keys, besides personal_api_key, that
 	// local-evaluation SDKs may send to /flags/definitions on the TCP listener.
 	DefinitionsKeys []Secret `toml:"definitions_keys"`
@@ -164,13 +177,17 @@ func Default() Config {
 		Forwarder: ForwarderConfig{
 			BatchMaxEvents:    1000,
 			BatchMaxBytes:     5 << 20,
+			MaxInFlight:       16,
 			RequestTimeout:    Duration(30 * time.Second),
 			BackoffInitial:    Duration(time.Second),
-			BackoffMax:        Duration(5 * time.Minute),
+			BackoffMax:        Duration(5 * time.Second),
 			AuthRetryInterval: Duration(5 * time.Minute),
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
-		Flags: FlagsConfig{PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}},
+		Flags: FlagsConfig{
+			PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}, GeoIPDisable: true, RemoteTimeout: Duration(2500 * time.Millisecond),
+			AnswerCacheMaxEntries: 100_000, AnswerCacheMaxBytes: 64 << 20, AnswerCacheMaxAge: Duration(7 * 24 * time.Hour),
+		},
 	}
 }
 

@@ -54,6 +54,7 @@ var badConfigs = map[string]string{
 	"bad_when_full":                   `[spool] when_full: "panic" is not "reject" or "drop_oldest"`,
 	"batch_max_events_out_of_range":   `[forwarder] batch_max_events: 0 is out of range (1 to 10000)`,
 	"batch_too_big":                   `[forwarder] batch_max_bytes: 64MiB is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)`,
+	"max_in_flight_out_of_range":      `[forwarder] max_in_flight: 0 is out of range (1 to 256; 1 sends one batch at a time in strict order)`,
 	"zero_request_timeout":            `[forwarder] request_timeout: must be a positive duration (use e.g. "30s")`,
 	"zero_backoff_initial":            `[forwarder] backoff_initial: must be a positive duration (use e.g. "30s")`,
 	"negative_backoff_max":            `[forwarder] backoff_max: must be a positive duration (use e.g. "30s")`,
@@ -65,6 +66,10 @@ var badConfigs = map[string]string{
 	"admin_socket_is_producer_socket": `[listen] admin_socket: "/run/hogrelay/admin.sock" is the producer socket; the admin socket needs its own path`,
 	"bad_allowed_origin":              `[listen] allowed_origins: entry 0: "http://localhost:3000/app" is not an origin (use e.g. "http://localhost:3000": scheme, host, optional port)`,
 	"short_definitions_key":           `[flags] definitions_keys: entry 0 is shorter than 8 characters; use a long random key`,
+	"remote_timeout_out_of_range":     `[flags] remote_timeout: 2h0m0s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)`,
+	"answer_cache_no_entries":         `[flags] answer_cache_max_entries: must be at least 1`,
+	"answer_cache_tiny":               `[flags] answer_cache_max_bytes: 1KiB is too small (at least 64KiB)`,
+	"answer_cache_short_age":          `[flags] answer_cache_max_age: 1s is too short (at least 1m)`,
 }
 
 func TestLoadRefusesBadFiles(t *testing.T) {

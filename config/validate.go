@@ -178,6 +178,9 @@ func (f ForwarderConfig) validate(in IngestConfig) *problem {
 	if f.BatchMaxBytes < in.MaxEventBytes || f.BatchMaxBytes > 20<<20 {
 		return problemf("batch_max_bytes", "%s is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)", f.BatchMaxBytes)
 	}
+	if f.MaxInFlight < 1 || f.MaxInFlight > 256 {
+		return problemf("max_in_flight", "%d is out of range (1 to 256; 1 sends one batch at a time in strict order)", f.MaxInFlight)
+	}
 	for _, d := range []struct {
 		key string
 		v   Duration
@@ -206,6 +209,18 @@ func (f FlagsConfig) validate() *problem {
 		if len(k) < 8 {
 			return problemf("definitions_keys", "entry %d is shorter than 8 characters; use a long random key", i)
 		}
+	}
+	if f.RemoteTimeout < Duration(100*time.Millisecond) || f.RemoteTimeout > Duration(time.Minute) {
+		return problemf("remote_timeout", "%s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)", f.RemoteTimeout)
+	}
+	if f.AnswerCacheMaxEntries < 1 {
+		return problemf("answer_cache_max_entries", "must be at least 1")
+	}
+	if f.AnswerCacheMaxBytes < 64<<10 {
+		return problemf("answer_cache_max_bytes", "%s is too small (at least 64KiB)", f.AnswerCacheMaxBytes)
+	}
+	if f.AnswerCacheMaxAge < Duration(time.Minute) {
+		return problemf("answer_cache_max_age", "%s is too short (at least 1m)", f.AnswerCacheMaxAge)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ type metrics struct {
 	deadLettered prometheus.Counter
 	batchEvents  *prometheus.CounterVec
 
-	state, lastSuccess *prometheus.Desc
+	state, lastSuccess, inFlight, limit *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -54,6 +54,10 @@ func newMetrics() *metrics {
 			[]string{"state"}, nil),
 		lastSuccess: prometheus.NewDesc(name("last_success_timestamp_seconds"),
 			"Unix time of the last batch PostHog accepted (0 before the first).", nil, nil),
+		inFlight: prometheus.NewDesc(name("requests_in_flight"),
+			"/batch/ requests being sent now (a request being retried counts until it is done).", nil, nil),
+		limit: prometheus.NewDesc(name("concurrency_limit"),
+			"The adaptive limit on /batch/ requests in flight, at most [forwarder] max_in_flight (below 1: one request, paced).", nil, nil),
 	}
 }
 
@@ -79,6 +83,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- c.metrics.state
 	ch <- c.metrics.lastSuccess
+	ch <- c.metrics.inFlight
+	ch <- c.metrics.limit
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -98,4 +104,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		last = float64(st.LastSuccess.UnixNano()) / 1e9
 	}
 	ch <- prometheus.MustNewConstMetric(c.metrics.lastSuccess, prometheus.GaugeValue, last)
+	ch <- prometheus.MustNewConstMetric(c.metrics.inFlight, prometheus.GaugeValue, float64(st.InFlight))
+	ch <- prometheus.MustNewConstMetric(c.metrics.limit, prometheus.GaugeValue, st.Limit)
 }
