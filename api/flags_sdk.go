@@ -4,6 +4,7 @@ package api
 // the response shape of the version the SDK asked for.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
