@@ -417,3 +417,25 @@ func TestUndecodableRecordIsQuarantinedNotBlocking(t *testing.T) {
 	require.Zero(t, st.PendingEvents, "the damaged record's events are not counted as pending forever")
 	require.Zero(t, st.PendingBytes)
 }
+
+// A file that dead letters fill has nothing to give back: CompactIfLarger
+// leaves it alone however often the queue empties.
+func TestCompactIfLargerSkipsAFileOfDeadLetters(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "spool.db"))
+	for i := 0; i < 40; i++ {
+		require.NoError(t, s.Append(context.Background(), "phc_a", false, evsOfSize(1, 50<<10)))
+		recs, err := s.Next(10, 1<<20)
+		require.NoError(t, err)
+		require.NoError(t, s.Done([]uint64{recs[0].Seq}, []DeadEvent{{Token: "phc_a", Event: recs[0].Events[0], Reason: "400"}}))
+	}
+	st, err := s.Stats()
+	require.NoError(t, err)
+	require.Greater(t, st.FileBytes, int64(1<<20))
+	for i := 0; i < 5; i++ {
+		require.NoError(t, s.Append(context.Background(), "phc_a", false, evs(i, 1)))
+		drain(t, s)
+		_, did, err := s.CompactIfLarger(1 << 20)
+		require.NoError(t, err)
+		require.False(t, did, "free pages: %d of %d bytes", s.FreeBytes(), st.FileBytes)
+	}
+}
