@@ -55,7 +55,7 @@ func (s *Spool) Compact() (CompactResult, error) {
 	}
 	if err := os.Rename(tmp, s.opts.Path); err != nil {
 		// Keep running on the old file.
-		db, oerr := bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+		db, oerr := s.openBolt()
 		if oerr != nil {
 			return res, fmt.Errorf("spool: compact: rename failed (%v) and reopen failed: %w", err, oerr)
 		}
@@ -63,7 +63,7 @@ func (s *Spool) Compact() (CompactResult, error) {
 		return res, fmt.Errorf("spool: compact: rename %s: %w", tmp, err)
 	}
 	syncDir(filepath.Dir(s.opts.Path))
-	db, err := bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+	db, err := s.openBolt()
 	if err != nil {
 		return res, fmt.Errorf("spool: compact: reopen %s: %w", s.opts.Path, err)
 	}

@@ -57,42 +57,88 @@ func (s *Spool) writer() {
 	}
 }
 
-// commit stores the group in one transaction and answers every request.
-// Requests that do not fit under the Reject policy get ErrFull without
-// failing the others.
+// commit stores the group in one transaction (through update, like every
+// other write) and answers every request. Requests that do not fit under the
+// Reject policy get ErrFull without failing the others.
+//
+// What counts against max_bytes is the larger of the records' bytes and the
+// file's: page rounding, branch pages, the freelist and copy-on-write make
+// the file larger than the records it holds, and it is the file that fills
+// the disk. Under reject that is the file's high-water mark, which keeps the
+// file within max_bytes; under drop_oldest it is the pages in use (the
+// high-water mark less free pages), so dropping makes room; the file can
+// then pass the bound by the free pages copy-on-write needs.
 func (s *Spool) commit(group []*writeReq) {
 	s.commitSince.Store(time.Now().UnixNano())
 	defer s.commitSince.Store(0)
-	s.compactMu.RLock()
-	defer s.compactMu.RUnlock()
-	s.ctrMu.Lock()
-	defer s.ctrMu.Unlock()
-
 	results := make([]error, len(group))
-	c := s.ctr
-	var dropped int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		c = s.ctr
-		dropped = 0
+	dropped, deferred, err := s.store(group, results)
+	if errors.Is(err, berrors.ErrMaxSizeReached) && s.opts.WhenFull == DropOldest {
+		// Freed pages are reusable only after the transaction that freed
+		// them, so room at the file's hard limit is made by a drop of its
+		// own, then the group is stored again.
+		var need int64
+		for _, req := range group {
+			need += req.bytes
+		}
+		if d, derr := s.dropForRoom(2 * need); derr == nil && d.events+d.inFlight > 0 {
+			dropped, deferred = d.events, d.inFlight
+			var d2, f2 int64
+			d2, f2, err = s.store(group, results)
+			dropped, deferred = dropped+d2, deferred+f2
+		}
+	}
+	s.finish(group, results, dropped, deferred, err)
+}
+
+// dropForRoom deletes the oldest pending records worth need bytes in a
+// transaction of its own (drop_oldest at the file's hard limit).
+func (s *Spool) dropForRoom(need int64) (drop, error) {
+	var d drop
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		var err error
+		d, err = s.dropOldest(tx.Bucket(bucketPending), c, need)
+		return err
+	})
+	s.settleDrops(err)
+	return d, err
+}
+
+// store is one attempt at committing the group; results gets each request's
+// answer, and the counts say what drop_oldest deleted.
+func (s *Spool) store(group []*writeReq, results []error) (dropped, deferred int64, err error) {
+	bound := s.admissionBound()
+	err = s.update(func(tx *bolt.Tx, c *counters) error {
+		dropped, deferred = 0, 0
+		// Under reject the file's whole length counts (free pages inside
+		// it are space on disk too); under drop_oldest only its pages in
+		// use do, since deleting records frees pages but never shortens the
+		// file.
+		inUse := tx.Size()
+		if s.opts.WhenFull == DropOldest {
+			inUse -= int64(s.db.Stats().FreeAlloc)
+		}
 		pending := tx.Bucket(bucketPending)
 		for i, req := range group {
 			results[i] = nil
-			if req.bytes > s.opts.MaxBytes {
+			if req.bytes > bound {
 				results[i] = fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)
 				continue
 			}
-			over := c.PendingBytes + c.DeadBytes + req.bytes - s.opts.MaxBytes
-			if over > 0 {
+			used := max(c.PendingBytes+c.DeadBytes, inUse)
+			if over := used + req.bytes - bound; over > 0 {
 				if s.opts.WhenFull != DropOldest {
-					results[i] = fmt.Errorf("%w: %d of %d bytes used", ErrFull, c.PendingBytes+c.DeadBytes, s.opts.MaxBytes)
+					results[i] = fmt.Errorf("%w: %d of %d bytes used (the file's pages in use, or its records' bytes if more)", ErrFull, used, s.opts.MaxBytes)
 					continue
 				}
-				n, err := dropOldest(pending, &c, over)
+				d, err := s.dropOldest(pending, c, over)
 				if err != nil {
 					return err
 				}
-				dropped += n
-				if c.PendingBytes+c.DeadBytes+req.bytes > s.opts.MaxBytes {
+				dropped += d.events
+				deferred += d.inFlight
+				inUse -= d.bytes
+				if max(c.PendingBytes+c.DeadBytes, inUse)+req.bytes > bound {
 					// Only dead letters are left; they are never dropped silently.
 					results[i] = fmt.Errorf("%w: dead letters fill the spool (%d bytes); requeue or drop them", ErrFull, c.DeadBytes)
 					continue
@@ -105,13 +151,36 @@ func (s *Spool) commit(group []*writeReq) {
 				c.NextSeq++
 				c.PendingEvents += req.events[j]
 				c.PendingBytes += int64(len(rec))
+				inUse += int64(len(rec))
 			}
 		}
-		return putCounters(tx, c)
+		return nil
 	})
+	s.settleDrops(err)
+	if err != nil {
+		return 0, 0, err
+	}
+	return dropped, deferred, nil
+}
+
+// settleDrops keeps the in-flight drops of a committed transaction (see
+// dropOldest) and forgets those of one that failed.
+func (s *Spool) settleDrops(err error) {
+	s.ctrMu.Lock()
+	defer s.ctrMu.Unlock()
+	if err == nil {
+		for seq, n := range s.dropsPending {
+			s.dropsInFlight[seq] = n
+		}
+	}
+	clear(s.dropsPending)
+}
+
+// finish logs the outcome and answers every request of the group.
+func (s *Spool) finish(group []*writeReq, results []error, dropped, deferred int64, err error) {
 	if err != nil {
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
-			err = fmt.Errorf("%w: the spool file %s reached its size limit: %v", ErrFull, s.opts.Path, err)
+			err = fmt.Errorf("%w: the spool file %s reached its size limit of %d bytes: %v", ErrFull, s.opts.Path, s.opts.MaxBytes, err)
 		} else {
 			err = fmt.Errorf("spool: write to %s failed: %w", s.opts.Path, err)
 		}
@@ -119,13 +188,11 @@ func (s *Spool) commit(group []*writeReq) {
 		for i := range results {
 			results[i] = err
 		}
-	} else {
-		s.ctr = c
-		if dropped > 0 {
-			s.dropped.Add(uint64(dropped))
-			s.log.Warn().Int64("dropped_events", dropped).Int64("max_bytes", s.opts.MaxBytes).
-				Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\")")
-		}
+	} else if dropped > 0 || deferred > 0 {
+		s.dropped.Add(uint64(dropped))
+		s.log.Warn().Int64("dropped_events", dropped).Int64("dropped_in_flight", deferred).Int64("max_bytes", s.opts.MaxBytes).
+			Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\"); " +
+				"events that were being sent are counted as dropped only if their delivery fails")
 	}
 	stored := false
 	for i, req := range group {
@@ -137,26 +204,51 @@ func (s *Spool) commit(group []*writeReq) {
 	}
 }
 
+// admissionBound is max_bytes less the room bbolt needs to grow the file by
+// one step, so that the file itself never passes max_bytes (bbolt's MaxSize
+// is set to max_bytes as the hard stop).
+func (s *Spool) admissionBound() int64 {
+	return s.opts.MaxBytes - int64(s.allocSize())
+}
+
+// allocSize is how much bbolt grows the file by at a time: its 16 MiB
+// default, less for a small bound so the step does not eat the bound.
+func (s *Spool) allocSize() int {
+	return int(min(max(s.opts.MaxBytes/32, 64<<10), 16<<20))
+}
+
+type drop struct{ events, inFlight, bytes int64 }
+
 // dropOldest deletes head records until at least need bytes are freed or the
-// pending bucket is empty. It returns the number of events deleted.
-func dropOldest(pending *bolt.Bucket, c *counters, need int64) (int64, error) {
+// pending bucket is empty. Records the forwarder has already read (seq below
+// handedOut) are in flight: their events are counted as dropped only if the
+// forwarder's Done does not report them delivered (see Done), so the counter
+// says what was lost, not what was deleted and then delivered anyway.
+func (s *Spool) dropOldest(pending *bolt.Bucket, c *counters, need int64) (drop, error) {
 	var keys [][]byte
-	var freed, events int64
+	var d drop
+	handedOut := s.handedOut.Load()
 	cur := pending.Cursor()
-	for k, v := cur.First(); k != nil && freed < need; k, v = cur.Next() {
+	for k, v := cur.First(); k != nil && d.bytes < need; k, v = cur.Next() {
 		keys = append(keys, append([]byte(nil), k...))
-		freed += int64(len(v))
-		events += eventCount(v)
+		n := eventCount(v)
+		d.bytes += int64(len(v))
+		if seq := keySeq(k); seq < handedOut {
+			s.dropsPending[seq] = n
+			d.inFlight += n
+		} else {
+			d.events += n
+		}
+		c.PendingEvents -= n
 	}
 	// Deleting while iterating can skip keys in bbolt; collect, then delete.
 	for _, k := range keys {
 		if err := pending.Delete(k); err != nil {
-			return 0, err
+			return drop{}, err
 		}
 	}
-	c.PendingBytes -= freed
-	c.PendingEvents -= events
-	return events, nil
+	c.PendingBytes -= d.bytes
+	return d, nil
 }
 
 func putCounters(tx *bolt.Tx, c counters) error {
