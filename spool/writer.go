@@ -12,6 +12,7 @@ import (
 )
 
 type writeReq struct {
+	token   string // the project all records belong to (fair share)
 	records [][]byte
 	events  []int64 // events per record
 	bytes   int64
@@ -58,21 +59,22 @@ func (s *Spool) writer() {
 }
 
 // commit stores the group in one transaction (through update, like every
-// other write) and answers every request. Requests that do not fit under the
-// Reject policy get ErrFull without failing the others.
+// other write) and answers every request. Requests that do not fit get
+// ErrFull without failing the others.
 //
-// What counts against max_bytes is the larger of the records' bytes and the
-// file's: page rounding, branch pages, the freelist and copy-on-write make
-// the file larger than the records it holds, and it is the file that fills
-// the disk. Under reject that is the file's high-water mark, which keeps the
-// file within max_bytes; under drop_oldest it is the pages in use (the
-// high-water mark less free pages), so dropping makes room; the file can
-// then pass the bound by the free pages copy-on-write needs.
+// Admission (fairshare.go) counts records' bytes against a limit that is
+// max_bytes scaled down by the file's overhead: page rounding, branch
+// pages, the freelist and copy-on-write make the file larger than the
+// records it holds, and it is the file that fills the disk. Under reject the
+// file's high-water mark is the measure, which keeps the file near
+// max_bytes; under drop_oldest its pages in use (high-water mark less free
+// pages) are, so dropping makes room, and the file can pass the bound by the
+// free pages copy-on-write needs.
 func (s *Spool) commit(group []*writeReq) {
 	s.commitSince.Store(time.Now().UnixNano())
 	defer s.commitSince.Store(0)
 	results := make([]error, len(group))
-	dropped, deferred, err := s.store(group, results)
+	d, err := s.store(group, results)
 	if errors.Is(err, berrors.ErrMaxSizeReached) && s.opts.WhenFull == DropOldest {
 		// Freed pages are reusable only after the transaction that freed
 		// them, so room at the file's hard limit is made by a drop of its
@@ -81,23 +83,23 @@ func (s *Spool) commit(group []*writeReq) {
 		for _, req := range group {
 			need += req.bytes
 		}
-		if d, derr := s.dropForRoom(2 * need); derr == nil && d.events+d.inFlight > 0 {
-			dropped, deferred = d.events, d.inFlight
-			var d2, f2 int64
-			d2, f2, err = s.store(group, results)
-			dropped, deferred = dropped+d2, deferred+f2
+		if d1, derr := s.dropForRoom(2 * need); derr == nil && d1.events+d1.inFlight > 0 {
+			var d2 drop
+			d2, err = s.store(group, results)
+			d = drop{events: d1.events + d2.events, inFlight: d1.inFlight + d2.inFlight}
 		}
 	}
-	s.finish(group, results, dropped, deferred, err)
+	s.finish(group, results, d, err)
 }
 
-// dropForRoom deletes the oldest pending records worth need bytes in a
-// transaction of its own (drop_oldest at the file's hard limit).
+// dropForRoom deletes the oldest pending records of the heaviest project
+// worth need bytes in a transaction of its own (drop_oldest at the file's
+// hard limit).
 func (s *Spool) dropForRoom(need int64) (drop, error) {
 	var d drop
 	err := s.update(func(tx *bolt.Tx, c *counters) error {
 		var err error
-		d, err = s.dropOldest(tx.Bucket(bucketPending), c, need)
+		d, err = s.dropOldestOf(tx.Bucket(bucketPending), c, need, s.heaviest(c))
 		return err
 	})
 	s.settleDrops(err)
@@ -105,44 +107,51 @@ func (s *Spool) dropForRoom(need int64) (drop, error) {
 }
 
 // store is one attempt at committing the group; results gets each request's
-// answer, and the counts say what drop_oldest deleted.
-func (s *Spool) store(group []*writeReq, results []error) (dropped, deferred int64, err error) {
+// answer, and d says what drop_oldest deleted (zero when it failed).
+func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
 	bound := s.admissionBound()
 	err = s.update(func(tx *bolt.Tx, c *counters) error {
-		dropped, deferred = 0, 0
-		// Under reject the file's whole length counts (free pages inside
-		// it are space on disk too); under drop_oldest only its pages in
-		// use do, since deleting records frees pages but never shortens the
-		// file.
-		inUse := tx.Size()
+		d = drop{}
+		fileUsed := tx.Size()
 		if s.opts.WhenFull == DropOldest {
-			inUse -= int64(s.db.Stats().FreeAlloc)
+			fileUsed -= int64(s.db.Stats().FreeAlloc)
 		}
 		pending := tx.Bucket(bucketPending)
 		for i, req := range group {
 			results[i] = nil
-			if req.bytes > bound {
-				results[i] = fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)
+			// The room for records' bytes is the bound scaled down by the
+			// file's overhead, so fair share and drop_oldest work on what
+			// fills the disk.
+			limit := bound
+			if content := c.PendingBytes + c.DeadBytes; fileUsed > content && content > 0 {
+				limit = int64(float64(bound) * float64(content) / float64(fileUsed))
+			}
+			victim, need, err := s.admit(c, req, limit) // fairshare.go
+			if err != nil {
+				results[i] = err
 				continue
 			}
-			used := max(c.PendingBytes+c.DeadBytes, inUse)
-			if over := used + req.bytes - bound; over > 0 {
-				if s.opts.WhenFull != DropOldest {
-					results[i] = fmt.Errorf("%w: %d of %d bytes used (the file's pages in use, or its records' bytes if more)", ErrFull, used, s.opts.MaxBytes)
-					continue
-				}
-				d, err := s.dropOldest(pending, c, over)
+			over := func() int64 { return c.PendingBytes + c.DeadBytes + req.bytes - limit }
+			for need > 0 {
+				n, err := s.dropOldestOf(pending, c, need, victim)
 				if err != nil {
 					return err
 				}
-				dropped += d.events
-				deferred += d.inFlight
-				inUse -= d.bytes
-				if max(c.PendingBytes+c.DeadBytes, inUse)+req.bytes > bound {
-					// Only dead letters are left; they are never dropped silently.
-					results[i] = fmt.Errorf("%w: dead letters fill the spool (%d bytes); requeue or drop them", ErrFull, c.DeadBytes)
-					continue
+				d.events += n.events
+				d.inFlight += n.inFlight
+				fileUsed -= n.bytes
+				need = 0
+				// Room made from the heaviest project may still be short
+				// when it held less than needed: the next heaviest then.
+				if victim != req.token && n.bytes > 0 && over() > 0 {
+					victim, need = s.heaviest(c), over()
 				}
+			}
+			if over() > 0 {
+				// What is left is dead letters (never dropped silently) or
+				// other projects' fair shares.
+				results[i] = fmt.Errorf("%w: %d of %d bytes used, %d of them dead letters (requeue or drop them)", ErrFull, max(c.PendingBytes+c.DeadBytes, fileUsed), s.opts.MaxBytes, c.DeadBytes)
+				continue
 			}
 			for j, rec := range req.records {
 				if err := pending.Put(seqKey(c.NextSeq), rec); err != nil {
@@ -151,20 +160,21 @@ func (s *Spool) store(group []*writeReq, results []error) (dropped, deferred int
 				c.NextSeq++
 				c.PendingEvents += req.events[j]
 				c.PendingBytes += int64(len(rec))
-				inUse += int64(len(rec))
+				c.tokenDelta(req.token, int64(len(rec)))
+				fileUsed += int64(len(rec))
 			}
 		}
 		return nil
 	})
 	s.settleDrops(err)
 	if err != nil {
-		return 0, 0, err
+		return drop{}, err
 	}
-	return dropped, deferred, nil
+	return d, nil
 }
 
 // settleDrops keeps the in-flight drops of a committed transaction (see
-// dropOldest) and forgets those of one that failed.
+// dropOldestOf) and forgets those of one that failed.
 func (s *Spool) settleDrops(err error) {
 	s.ctrMu.Lock()
 	defer s.ctrMu.Unlock()
@@ -177,10 +187,10 @@ func (s *Spool) settleDrops(err error) {
 }
 
 // finish logs the outcome and answers every request of the group.
-func (s *Spool) finish(group []*writeReq, results []error, dropped, deferred int64, err error) {
+func (s *Spool) finish(group []*writeReq, results []error, d drop, err error) {
 	if err != nil {
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
-			err = fmt.Errorf("%w: the spool file %s reached its size limit of %d bytes: %v", ErrFull, s.opts.Path, s.opts.MaxBytes, err)
+			err = fmt.Errorf("%w: the spool file %s reached its size limit: %v", ErrFull, s.opts.Path, err)
 		} else {
 			err = fmt.Errorf("spool: write to %s failed: %w", s.opts.Path, err)
 		}
@@ -188,9 +198,9 @@ func (s *Spool) finish(group []*writeReq, results []error, dropped, deferred int
 		for i := range results {
 			results[i] = err
 		}
-	} else if dropped > 0 || deferred > 0 {
-		s.dropped.Add(uint64(dropped))
-		s.log.Warn().Int64("dropped_events", dropped).Int64("dropped_in_flight", deferred).Int64("max_bytes", s.opts.MaxBytes).
+	} else if d.events > 0 || d.inFlight > 0 {
+		s.dropped.Add(uint64(d.events))
+		s.log.Warn().Int64("dropped_events", d.events).Int64("dropped_in_flight", d.inFlight).Int64("max_bytes", s.opts.MaxBytes).
 			Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\"); " +
 				"events that were being sent are counted as dropped only if their delivery fails")
 	}
@@ -204,9 +214,8 @@ func (s *Spool) finish(group []*writeReq, results []error, dropped, deferred int
 	}
 }
 
-// admissionBound is max_bytes less the room bbolt needs to grow the file by
-// one step, so that the file itself never passes max_bytes (bbolt's MaxSize
-// is set to max_bytes as the hard stop).
+// admissionBound is max_bytes less one growth step of the file, so the file
+// stays within max_bytes when it grows.
 func (s *Spool) admissionBound() int64 {
 	return s.opts.MaxBytes - int64(s.allocSize())
 }
@@ -217,39 +226,9 @@ func (s *Spool) allocSize() int {
 	return int(min(max(s.opts.MaxBytes/32, 64<<10), 16<<20))
 }
 
+// drop is what drop_oldest deleted: events counted as dropped, events that
+// were in flight (counted only if their delivery fails), and bytes.
 type drop struct{ events, inFlight, bytes int64 }
-
-// dropOldest deletes head records until at least need bytes are freed or the
-// pending bucket is empty. Records the forwarder has already read (seq below
-// handedOut) are in flight: their events are counted as dropped only if the
-// forwarder's Done does not report them delivered (see Done), so the counter
-// says what was lost, not what was deleted and then delivered anyway.
-func (s *Spool) dropOldest(pending *bolt.Bucket, c *counters, need int64) (drop, error) {
-	var keys [][]byte
-	var d drop
-	handedOut := s.handedOut.Load()
-	cur := pending.Cursor()
-	for k, v := cur.First(); k != nil && d.bytes < need; k, v = cur.Next() {
-		keys = append(keys, append([]byte(nil), k...))
-		n := eventCount(v)
-		d.bytes += int64(len(v))
-		if seq := keySeq(k); seq < handedOut {
-			s.dropsPending[seq] = n
-			d.inFlight += n
-		} else {
-			d.events += n
-		}
-		c.PendingEvents -= n
-	}
-	// Deleting while iterating can skip keys in bbolt; collect, then delete.
-	for _, k := range keys {
-		if err := pending.Delete(k); err != nil {
-			return drop{}, err
-		}
-	}
-	c.PendingBytes -= d.bytes
-	return d, nil
-}
 
 func putCounters(tx *bolt.Tx, c counters) error {
 	b := make([]byte, 0, 5*binary.MaxVarintLen64)
