@@ -1,7 +1,10 @@
-// Package capture speaks PostHog's capture v0 wire format: it turns one HTTP
-// request to /batch, /e, /i/v0/e, /capture, /track or /engage into
-// normalised events, accepting and refusing exactly what PostHog's capture
-// service (capture-rs) would, with the same HTTP status.
+// Package capture speaks PostHog's capture wire formats: it turns one HTTP
+// request into normalised events, accepting and refusing exactly what
+// PostHog's capture service (capture-rs) would, with the same HTTP status.
+// Decode reads v0 (/batch, /e, /i/v0/e, /capture, /track, /engage);
+// DecodeV1 reads Capture v1 (/i/v1/analytics/events, see v1.go). It also
+// holds the rules for what PostHog accepts that the agent's config reuses:
+// a project token's shape (CheckToken) and the PostHog host URL (CheckHost).
 //
 // It is a pure library: no server, no disk. The api package bounds and reads
 // the request, calls Decode, stores Batch.Events in the spool, and answers
@@ -12,7 +15,7 @@
 // otherwise shift every event by the spool delay, and retries would not be
 // byte-identical (which PostHog's uuid+timestamp deduplication relies on).
 //
-// See /work/shared/reference/posthog-wire-contract.md §1 for the sources.
+// The rules follow capture-rs, rust/capture in github.com/PostHog/posthog.
 package capture
 
 import (

@@ -23,8 +23,8 @@ import (
 // produces, so the spool and the forwarder (which sends v0 /batch/) need no
 // change. The rules follow PostHog's rust/capture v1 handler (src/v1/
 // analytics: context.rs for headers, process.rs for validation and skew,
-// types.rs for options and the properties it injects); see
-// /work/shared/reference/posthog-wire-contract.md §1.8.
+// types.rs for options and the properties it injects) in
+// github.com/PostHog/posthog.
 
 // V1Path is the Capture v1 endpoint (also served with a trailing slash).
 const V1Path = "/i/v1/analytics/events"
