@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -211,4 +212,32 @@ func TestRunForwardsAndStopsCleanly(t *testing.T) {
 	stopped := logs.Lines("hogrelay stopped")
 	require.Len(t, stopped, 1)
 	require.EqualValues(t, 0, stopped[0]["events_left_in_spool"])
+}
+
+// The README lists the keys a SIGHUP applies live; it must name exactly
+// the keys the reloaders claim.
+func TestREADMEListsTheLiveReloadKeys(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	text := string(raw)
+	start := strings.Index(text, "**SIGHUP**")
+	require.GreaterOrEqual(t, start, 0)
+	para := text[start:]
+	para = para[:strings.Index(para, "It logs")]
+	var documented []string
+	for _, m := range regexp.MustCompile("`(\\[[a-z_]+\\] [a-z_]+)`").FindAllStringSubmatch(para, -1) {
+		documented = append(documented, m[1])
+	}
+
+	up := newUpstream(t)
+	a, _ := newAgent(t, testConfig(t, up))
+	defer a.closeListeners()
+	defer a.spool.Close()
+	var claimed []string
+	for _, r := range a.reloaders() {
+		for _, c := range r.claims {
+			claimed = append(claimed, c.String())
+		}
+	}
+	require.ElementsMatch(t, claimed, documented)
 }

@@ -44,8 +44,9 @@ func (a *Agent) start(ctx context.Context) *running {
 	go func() { defer r.background.Done(); a.flags.Run(flagsCtx) }()
 
 	r.servers = make([]*http.Server, len(a.listeners))
+	errLog := newServerErrorLog(a.log)
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errLog}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

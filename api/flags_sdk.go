@@ -4,7 +4,6 @@ package api
 // the response shape of the version the SDK asked for.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,15 +118,17 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 // readFlagsBody reads a /flags or /decide body in every encoding PostHog's
 // flags service takes (JSON, gzip, base64, form data=), with capture's
 // decoder: the encodings are the same.
-func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+func readFlagsBody(w http.ResponseWriter, r *http.Request, cl *claim) ([]byte, int, error) {
 	const limit = 2 << 20
-	buf, release, err := readBody(w, r, limit)
-	defer release()
+	body, err := readBody(w, r, limit, cl)
 	if err != nil {
 		status, msg := bodyError(err, limit, r.URL.Path)
 		return nil, status, errors.New(msg)
 	}
-	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: buf.Bytes()}, 8<<20)
+	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: body, Reserve: cl.reserve}, 8<<20)
+	if status, msg, busy := budgetRefusal(err); busy {
+		return nil, status, errors.New(msg)
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		var ce *capture.Error
@@ -136,8 +137,7 @@ func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) 
 		}
 		return nil, status, err
 	}
-	// The payload may alias the pooled buffer, which goes back on return.
-	return bytes.Clone(payload), 0, nil
+	return payload, 0, nil
 }
 
 // handleFlags answers /flags and /decide from local evaluation (PostHog's
@@ -164,8 +164,13 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "feature flags are not enabled on this agent")
 		return
 	}
-	body, status, err := readFlagsBody(w, r)
+	cl := h.budget.claim(r.Context())
+	defer cl.release()
+	body, status, err := readFlagsBody(w, r, cl)
 	if err != nil {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeText(w, status, err.Error())
 		return
 	}

@@ -58,6 +58,10 @@ type Request struct {
 	Header http.Header // Content-Encoding, Content-Type
 	Body   []byte      // raw body as received, already bounded by the route limit
 	Now    time.Time   // server receive time, for clock-skew correction
+	// Reserve, when set, is told of every allocation decoding makes that
+	// grows with the payload (decompression, the normalised events), before
+	// it is made; its error is returned as is.
+	Reserve Reserve
 }
 
 // Options is the agent's ingest policy.
@@ -105,7 +109,7 @@ func errorf(status int, format string, args ...any) *Error {
 }
 
 // Decode decodes, validates and normalises the events of one request.
-// Every error it returns is an *Error.
+// Every error it returns is an *Error, except r.Reserve's, returned as is.
 func Decode(r Request, opt Options) (Batch, error) {
 	limit, ok := Route(r.Path)
 	if !ok {
@@ -113,6 +117,9 @@ func Decode(r Request, opt Options) (Batch, error) {
 	}
 	payload, err := payloadOf(r, limit)
 	if err != nil {
+		return Batch{}, err
+	}
+	if err := r.Reserve.take(DecodeCopies * int64(len(payload))); err != nil {
 		return Batch{}, err
 	}
 	req, err := parseRequest(payload, isEngagePath(r.Path))

@@ -70,6 +70,9 @@ type ListenConfig struct {
 	// AllowedOrigins are browser origins (e.g. "http://localhost:3000") the
 	// TCP listener serves; requests with any other Origin are refused.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// MaxConnections bounds the open connections of each listener, so a
+	// flood cannot use up the process's file descriptors (LimitNOFILE).
+	MaxConnections int `toml:"max_connections"`
 }
 
 // AdminSocketPath is the admin socket's path: admin_socket, or admin.sock
@@ -101,6 +104,10 @@ type IngestConfig struct {
 	// accepts; anything else gets 401 like PostHog would give for a bad key.
 	AllowedTokens []string `toml:"allowed_tokens"`
 	MaxEventBytes ByteSize `toml:"max_event_bytes"`
+	// MaxDecodeBytes bounds the bytes of request bodies being read and
+	// decoded at once (wire, decompressed and normalised); peak memory
+	// follows it (README "Security model").
+	MaxDecodeBytes ByteSize `toml:"max_decode_bytes"`
 }
 
 // SpoolConfig bounds the on-disk write-ahead spool.
@@ -158,9 +165,10 @@ func Default() Config {
 			SocketMode:      0o660,
 			AdminSocketMode: 0o600,
 			AllowedOrigins:  []string{},
+			MaxConnections:  4096,
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
-		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000},
+		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000, MaxDecodeBytes: 256 << 20},
 		Spool: SpoolConfig{
 			MaxBytes:     2 << 30,
 			WhenFull:     "reject",
