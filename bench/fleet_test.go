@@ -79,7 +79,7 @@ func (u *fleetUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := io.ReadAll(zr)
 	n := countBatch(raw)
-	token := string(raw[len(`{"api_key":"`):bytes.IndexByte(raw[len(`{"api_key":"`):], '"')+len(`{"api_key":"`)])
+	token := string(raw[len(`{"api_key":"`) : bytes.IndexByte(raw[len(`{"api_key":"`):], '"')+len(`{"api_key":"`)])
 	u.mu.Lock()
 	if _, seen := u.first[token]; !seen {
 		u.first[token] = time.Now()
