@@ -139,7 +139,7 @@ type Spool struct {
 // stallAfter is how long one group commit may take before Health calls the
 // writer stalled; a healthy commit takes milliseconds, a full fsync on a
 // busy disk well under a second.
-const stallAfter = 5 * time.Second
+var stallAfter = 5 * time.Second
 
 // Health says whether the spool takes events now: nil, or why not (the file
 // is not open yet, or the writer has been stuck in one commit for longer

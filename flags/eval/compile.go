@@ -185,7 +185,6 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string, explicit bool) 
 			f.variants = append(f.variants, variant{key: v.Key, pct: pct})
 		}
 	}
-	f.constantVariant = variantIsConstant(f.variants)
 	// payloads is any JSON value for the service; only an object has any.
 	if pl, ok := object(fl.Payloads); ok && len(pl) > 0 {
 		f.payloads = make(map[string]payload, len(pl))
@@ -246,17 +245,6 @@ func compileHoldout(raw json.RawMessage) (*holdout, error) {
 		return nil, bad
 	}
 	return &holdout{variant: "holdout-" + strconv.FormatInt(id, 10), pct: min(max(pct, 0), 100)}, nil
-}
-
-// variantIsConstant reports whether every hash picks the same variant: no
-// variants, the first variant with a share owning 100 %, or no shares at all.
-func variantIsConstant(vs []variant) bool {
-	for _, v := range vs {
-		if v.pct != 0 {
-			return v.pct >= 100
-		}
-	}
-	return true
 }
 
 func intOf(v any) int64 {

@@ -126,7 +126,7 @@ type filter struct {
 type props struct {
 	m        map[string]any
 	extraKey string
-	extra    any
+	extra    string // a string, boxed only when looked up
 	// override: extra wins over a value the caller gave ($group_key is
 	// overwritten by the service; a supplied distinct_id wins over the
 	// request's).
