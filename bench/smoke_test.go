@@ -36,7 +36,7 @@ func TestBenchHarnessSmoke(t *testing.T) {
 		runForward(t, "fakeposthog", 250)
 	})
 	t.Run("WANDrain", func(t *testing.T) {
-		runWANDrain(t, 20*time.Millisecond, 3000)
+		runWANDrain(t, 20*time.Millisecond, 3000, 4)
 	})
 	t.Run("FleetRecovery", func(t *testing.T) {
 		r := runFleet(t, fleetCase{agents: 3, perAgent: 1000, rate: 40, delay: 5 * time.Millisecond, outage: 2 * time.Second})
