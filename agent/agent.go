@@ -9,7 +9,9 @@ package agent
 
 import (
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +74,9 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 		Host: cfg.PostHog.Host, ProjectToken: cfg.PostHog.APIKey.Reveal(),
 		PersonalAPIKey: cfg.PostHog.PersonalAPIKey.Reveal(), PollInterval: cfg.Flags.PollInterval.D(),
 		Dir: cfg.DataDir, OnlyEvaluateLocally: cfg.Flags.OnlyEvaluateLocally, Logger: log,
+		GeoIPDisable: cfg.Flags.GeoIPDisable, RemoteTimeout: cfg.Flags.RemoteTimeout.D(),
+		AnswerCache: flags.AnswerCacheOptions{MaxEntries: cfg.Flags.AnswerCacheMaxEntries,
+			MaxBytes: int64(cfg.Flags.AnswerCacheMaxBytes), MaxAge: cfg.Flags.AnswerCacheMaxAge.D()},
 	})
 	if err != nil {
 		_ = a.spool.Close()
@@ -79,13 +84,16 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 	}
 	a.handler = api.New(api.Deps{
 		Spool: a.spool, Forwarder: a.forwarder, Flags: a.flags, Status: func() any { return a.Status() },
-		Registry: a.registry, Logger: log, Ready: a.isReady,
+		Registry: a.registry, Logger: log, Ready: a.isReady, DecodeBudget: int64(cfg.Ingest.MaxDecodeBytes),
+		Called: flags.NewCalledEvents(50_000, "hogrelay", version, cfg.Flags.GeoIPDisable),
 	}, a.ingestOptions(cfg))
+	setMemoryLimit(cfg, log)
 	a.handler.SetAccess(accessOf(cfg))
 	a.registerMetrics()
 
 	if err := a.listen(cfg); err != nil {
 		a.closeListeners()
+		_ = a.flags.Close()
 		_ = a.spool.Close()
 		return nil, err
 	}
@@ -114,6 +122,26 @@ func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 		}
 	}
 	return o
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit that follows the
+// decode budget (MemoryLimit), unless the operator set GOMEMLIMIT: the GC
+// then collects the garbage of decoded bodies before the heap doubles, so
+// peak memory stays near the documented bound.
+func setMemoryLimit(cfg config.Config, log zerolog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := MemoryLimit(cfg)
+	debug.SetMemoryLimit(limit)
+	log.Debug().Int64("bytes", limit).Msg("Go memory limit set from [ingest] max_decode_bytes")
+}
+
+// MemoryLimit is the soft memory limit for a config: twice the decode
+// budget (the bodies being decoded plus their garbage) and 256 MiB for
+// everything else (runtime, spool writes in flight, flag cache, buffers).
+func MemoryLimit(cfg config.Config) int64 {
+	return 2*int64(cfg.Ingest.MaxDecodeBytes) + 256<<20
 }
 
 // accessOf is the TCP listener's policy from the config.

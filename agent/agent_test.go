@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -13,31 +12,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testlog"
 )
-
-// lockedBuffer is the agent's log output; the agent writes from several
-// goroutines while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func testConfig(t *testing.T, up *fakeposthog.Server) config.Config {
 	t.Helper()
@@ -65,16 +45,11 @@ func newUpstream(t *testing.T) *fakeposthog.Server {
 	return up
 }
 
-func newAgent(t *testing.T, cfg config.Config) (*Agent, *lockedBuffer) {
+func newAgent(t *testing.T, cfg config.Config) (*Agent, *testlog.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	a, err := New(cfg, zerolog.New(logs), "test")
+	log, logs := testlog.Capture(t)
+	a, err := New(cfg, log, "test")
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent logs:\n%s", logs.String())
-		}
-	})
 	return a, logs
 }
 
@@ -169,7 +144,7 @@ func TestReloadOfTheSameConfigChangesNothing(t *testing.T) {
 	defer a.spool.Close()
 	res := a.Reload(cfg)
 	require.Equal(t, ReloadResult{}, res)
-	require.Contains(t, logs.String(), `"message":"configuration reloaded"`)
+	require.Len(t, logs.Lines("configuration reloaded"), 1)
 }
 
 // Every claim names a real key, and no key has two owners: a claim with a
@@ -207,8 +182,12 @@ func TestRunUsesTheReloadedShutdownTimeout(t *testing.T) {
 	next.Forwarder.ShutdownTimeout = config.Duration(50 * time.Millisecond)
 	a.Reload(next)
 	require.NoError(t, stop())
-	require.Contains(t, logs.String(), `"shutdown_timeout":"50ms","message":"forwarding what is spooled before stopping"`)
-	require.Contains(t, logs.String(), `"events_left_in_spool":2`)
+	flush := logs.Lines("forwarding what is spooled before stopping")
+	require.Len(t, flush, 1)
+	require.Equal(t, "50ms", flush[0]["shutdown_timeout"])
+	stopped := logs.Lines("hogrelay stopped")
+	require.Len(t, stopped, 1)
+	require.EqualValues(t, 2, stopped[0]["events_left_in_spool"])
 }
 
 // A clean run: ready, events forwarded, stop closes the spool and removes
@@ -229,5 +208,7 @@ func TestRunForwardsAndStopsCleanly(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "the socket is removed at stop")
 	_, err = a.spool.Stats()
 	require.Error(t, err, "the spool is closed")
-	require.Contains(t, logs.String(), `"events_left_in_spool":0`)
+	stopped := logs.Lines("hogrelay stopped")
+	require.Len(t, stopped, 1)
+	require.EqualValues(t, 0, stopped[0]["events_left_in_spool"])
 }

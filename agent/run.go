@@ -44,8 +44,9 @@ func (a *Agent) start(ctx context.Context) *running {
 	go func() { defer r.background.Done(); a.flags.Run(flagsCtx) }()
 
 	r.servers = make([]*http.Server, len(a.listeners))
+	errLog := newServerErrorLog(a.log)
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errLog}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -61,9 +62,6 @@ func (a *Agent) start(ctx context.Context) *running {
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
 	for _, w := range cfg.Warnings() {
 		a.log.Warn().Msg(w)
-	}
-	if cfg.PostHog.PersonalAPIKey == "" {
-		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
 	}
 	if err := sdnotify.Ready(); err != nil {
 		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
@@ -125,6 +123,9 @@ func (a *Agent) stop(r *running, runErr error) error {
 	r.stopForwarder()
 	r.stopFlags()
 	r.background.Wait()
+	if err := a.flags.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("closing the flag answer cache")
+	}
 	<-r.watchdogDone
 	st, _ := a.spool.Stats()
 	if err := a.spool.Close(); err != nil && runErr == nil {

@@ -33,7 +33,22 @@ type Deps struct {
 	Logger   zerolog.Logger
 	// Ready reports whether the agent is ready to take events (/readyz).
 	Ready func() bool
+	// DecodeBudget bounds the bytes of request bodies being read and
+	// decoded at once (default DefaultDecodeBudget).
+	DecodeBudget int64
+	// Called builds the $feature_flag_called events of the CLI's flag
+	// questions; nil = one with defaults.
+	Called *flags.CalledEvents
 }
+
+// DefaultDecodeBudget is [ingest] max_decode_bytes' default. A 20 MiB batch
+// needs ~60-80 MiB to decode (wire bytes, payload, normalised events and
+// spool records), so three such requests decode at once and small ones by
+// the thousand.
+const DefaultDecodeBudget = 256 << 20
+
+// budgetWait is how long a request waits for decode budget before 503.
+const budgetWait = 2 * time.Second
 
 // Handler is an http.Handler; create it with New.
 type Handler struct {
@@ -42,6 +57,7 @@ type Handler struct {
 	mux     *router
 	ingest  atomic.Pointer[capture.Options]
 	access  atomic.Pointer[access]
+	budget  *decodeBudget
 	metrics *metrics
 	called  *flags.CalledEvents
 }
@@ -52,9 +68,17 @@ func New(d Deps, opts capture.Options) *Handler {
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
 		metrics: newMetrics(),
-		called:  flags.NewCalledEvents(50_000),
+		called:  d.Called,
+	}
+	if h.called == nil {
+		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
 	h.mux = newRouter(h)
+	if d.DecodeBudget <= 0 {
+		d.DecodeBudget = DefaultDecodeBudget
+	}
+	h.budget = newDecodeBudget(d.DecodeBudget, budgetWait)
+	h.metrics.budget = h.budget
 	h.ingest.Store(&opts)
 	h.routes()
 	return h
@@ -96,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,9 @@ type metrics struct {
 	events   *prometheus.CounterVec
 	// browserRefused counts TCP requests refused as browser-originated.
 	browserRefused prometheus.Counter
+	// budget is the decode budget, read once per scrape (nil until set).
+	budget                   *decodeBudget
+	decodeBytes, decodeLimit *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -33,6 +36,8 @@ func newMetrics() *metrics {
 			Name: name("browser_requests_refused_total"),
 			Help: "Requests on the TCP listener refused because a web page could have sent them (Host not loopback, Origin not allowed).",
 		}),
+		decodeBytes: prometheus.NewDesc(name("decode_bytes"), "Bytes of request bodies being read and decoded now, bounded by [ingest] max_decode_bytes.", nil, nil),
+		decodeLimit: prometheus.NewDesc(name("decode_limit_bytes"), "The decode budget, [ingest] max_decode_bytes.", nil, nil),
 	}
 }
 
@@ -43,12 +48,18 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.events.Describe(ch)
 	m.browserRefused.Describe(ch)
+	ch <- m.decodeBytes
+	ch <- m.decodeLimit
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.events.Collect(ch)
 	m.browserRefused.Collect(ch)
+	if m.budget != nil {
+		ch <- prometheus.MustNewConstMetric(m.decodeBytes, prometheus.GaugeValue, float64(m.budget.inUse()))
+		ch <- prometheus.MustNewConstMetric(m.decodeLimit, prometheus.GaugeValue, float64(m.budget.size))
+	}
 }
 
 func (m *metrics) ingested(endpoint string, code, events int) {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hogrelay/hogrelay/agent"
+	"github.com/hogrelay/hogrelay/api"
 )
 
 // statusCmd shows what the agent is doing.
@@ -85,6 +87,10 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 			age = (time.Duration(fl.AgeSeconds) * time.Second).String() + " old"
 		}
 		row("flags", "%d definitions from %s, %s", fl.FlagCount, fl.Source, age)
+		for _, l := range api.FlagModeLines(*fl) {
+			name, text, _ := strings.Cut(l, ": ")
+			row("flags "+name, "%s", text)
+		}
 		if fl.QuotaLimited {
 			row("flags quota", "LIMITED: flags are not evaluated until PostHog serves definitions again")
 		}

@@ -66,6 +66,10 @@ var badConfigs = map[string]string{
 	"admin_socket_is_producer_socket": `[listen] admin_socket: "/run/hogrelay/admin.sock" is the producer socket; the admin socket needs its own path`,
 	"bad_allowed_origin":              `[listen] allowed_origins: entry 0: "http://localhost:3000/app" is not an origin (use e.g. "http://localhost:3000": scheme, host, optional port)`,
 	"short_definitions_key":           `[flags] definitions_keys: entry 0 is shorter than 8 characters; use a long random key`,
+	"remote_timeout_out_of_range":     `[flags] remote_timeout: 2h0m0s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)`,
+	"answer_cache_no_entries":         `[flags] answer_cache_max_entries: must be at least 1`,
+	"answer_cache_tiny":               `[flags] answer_cache_max_bytes: 1KiB is too small (at least 64KiB)`,
+	"answer_cache_short_age":          `[flags] answer_cache_max_age: 1s is too short (at least 1m)`,
 }
 
 func TestLoadRefusesBadFiles(t *testing.T) {

@@ -23,7 +23,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("evaluations_total"),
-			Help: "Flag values given, one per flag per answer, by where the value came from (local evaluation, or PostHog's /flags).",
+			Help: "Flag values given, one per flag per answer, by where the value came from (local evaluation, PostHog's /flags, or cached: PostHog's last answer, given because PostHog could not be reached).",
 		}, []string{"source"}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: name("evaluation_failures_total"),
@@ -37,28 +37,22 @@ func newMetrics() *metrics {
 	}
 }
 
-func (m *metrics) countFlag(local bool, err error) {
-	switch {
-	case err != nil:
+func (m *metrics) countFlag(src Source, err error) {
+	if err != nil {
 		m.failures.Inc()
-	case local:
-		m.evaluations.WithLabelValues("local").Inc()
-	default:
-		m.evaluations.WithLabelValues("remote").Inc()
+		return
 	}
+	m.evaluations.WithLabelValues(string(src)).Inc()
 }
 
 func (m *metrics) countAll(all All, err error) {
-	var local, remote int
+	n := map[Source]int{}
 	for k := range all.Flags {
-		if all.Local[k] {
-			local++
-		} else {
-			remote++
-		}
+		n[all.Source[k]]++
 	}
-	m.evaluations.WithLabelValues("local").Add(float64(local))
-	m.evaluations.WithLabelValues("remote").Add(float64(remote))
+	for src, c := range n {
+		m.evaluations.WithLabelValues(string(src)).Add(float64(c))
+	}
 	if err != nil || all.ErrorsWhileComputing || all.QuotaLimited {
 		m.failures.Inc()
 	}

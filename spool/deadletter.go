@@ -107,6 +107,7 @@ func (s *Spool) Requeue() (int64, error) {
 			c.DeadBytes -= int64(len(v))
 			c.PendingEvents += int64(n)
 			c.PendingBytes += int64(len(rec))
+			c.pendingAdded(rec)
 			moved += int64(n)
 			keys = append(keys, append([]byte(nil), k...))
 			return nil

@@ -208,6 +208,7 @@ func (s *Spool) initialise(db *bolt.DB) error {
 			c = recount(tx)
 		}
 		s.ctr = c
+		s.usage = scanUsage(tx)
 		return putCounters(tx, c)
 	})
 	if err != nil {

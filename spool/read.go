@@ -87,6 +87,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 			}
 			c.PendingEvents -= eventCount(v)
 			c.PendingBytes -= int64(len(v))
+			c.pendingRemoved(v)
 			if err := pending.Delete(k); err != nil {
 				return err
 			}
@@ -118,6 +119,7 @@ func (s *Spool) quarantine(seqs []uint64) error {
 			}
 			size := int64(len(v))
 			n := eventCount(v)
+			c.pendingRemoved(v)
 			c.PendingEvents -= n
 			c.DeadEvents += n
 			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
@@ -169,6 +171,7 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	if err != nil {
 		return fmt.Errorf("spool: update %s: %w", s.opts.Path, err)
 	}
+	s.applyUsage(&c)
 	s.ctr = c
 	return nil
 }

@@ -125,6 +125,9 @@ type Spool struct {
 	// inside write transactions, under ctrMu.
 	ctrMu sync.Mutex
 	ctr   counters
+	// usage is each token's pending bytes, for the fair share (fairshare.go);
+	// under ctrMu, changed with ctr.
+	usage tokenUsage
 	// dropped counts events deleted by the drop_oldest policy since start.
 	dropped atomic.Uint64
 	// recovery is set once by Open when the file was damaged.
@@ -160,6 +163,8 @@ func (s *Spool) Health() error {
 type counters struct {
 	PendingEvents, PendingBytes, DeadEvents, DeadBytes int64
 	NextSeq                                            uint64
+	// tok is a write transaction's changes to Spool.usage (nil outside one).
+	tok tokenUsage
 }
 
 // Open opens (or creates) the spool file. A damaged file (one bbolt cannot
@@ -315,7 +320,7 @@ func (s *Spool) Append(ctx context.Context, token string, historical bool, event
 	// Encode in the caller's goroutine so producers share the CPU work and
 	// the single writer only does bbolt work.
 	now := time.Now()
-	req := &writeReq{done: make(chan error, 1)}
+	req := &writeReq{token: token, done: make(chan error, 1)}
 	for start := 0; start < len(events); {
 		end, size := start, 0
 		for end < len(events) && end-start < maxRecordEvents && (end == start || size+len(events[end]) <= maxRecordBytes) {

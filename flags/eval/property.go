@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -359,7 +358,7 @@ func boolLike(v any) bool {
 	case bool:
 		return true
 	case string:
-		return strings.EqualFold(x, "true") || strings.EqualFold(x, "false")
+		return lowerIs(x, "true") || lowerIs(x, "false")
 	}
 	return false
 }

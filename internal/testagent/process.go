@@ -33,6 +33,9 @@ type Process struct {
 	Binary     string
 	ConfigPath string
 	Socket     string
+	// Prefix runs before Binary, e.g. prlimit with its options (the
+	// command execs Binary, so Cmd's pid is still the agent's).
+	Prefix []string
 	// Cmd is the current run (nil before the first Start).
 	Cmd *exec.Cmd
 	// Logs holds the agent's stdout and stderr over every run.
@@ -70,7 +73,8 @@ func (p *Process) Start() error { return p.start("/readyz") }
 func (p *Process) StartUnready() error { return p.start("/healthz") }
 
 func (p *Process) start(probe string) error {
-	p.Cmd = exec.Command(p.Binary, "serve", "--config", p.ConfigPath)
+	argv := append(append(append([]string{}, p.Prefix...), p.Binary), "serve", "--config", p.ConfigPath)
+	p.Cmd = exec.Command(argv[0], argv[1:]...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Logs, p.Logs
 	if err := p.Cmd.Start(); err != nil {
 		return err
