@@ -104,7 +104,6 @@ func New(opts Options) (*Server, error) {
 		defs = []byte(emptyDefinitions)
 	}
 	s.setDefinitionsLocked(defs)
-	s.flags.handler = DefaultFlagsHandler
 
 	s.http = &http.Server{
 		Handler: s,
