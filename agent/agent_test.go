@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 	"github.com/hogrelay/hogrelay/internal/testlog"
+	"github.com/hogrelay/hogrelay/logging"
 )
 
 func testConfig(t *testing.T, up *fakeposthog.Server) config.Config {
@@ -78,6 +80,14 @@ func runAgent(t *testing.T, a *Agent) (stop func() error) {
 	return stop
 }
 
+// delivered waits until PostHog has every one of ids.
+func delivered(t *testing.T, up *fakeposthog.Server, ids []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+}
+
 func postBatch(t *testing.T, a *Agent, n int) []string {
 	t.Helper()
 	var ids, evs []string
@@ -127,10 +137,7 @@ func TestReloadAppliesClaimedKeysAndTheRestNeedRestart(t *testing.T) {
 
 	// The forwarder got the new tuning: batches of at most 3.
 	stop := runAgent(t, a)
-	ids := postBatch(t, a, 7)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	delivered(t, up, postBatch(t, a, 7))
 	require.NoError(t, stop())
 	for _, r := range up.Requests() {
 		require.LessOrEqual(t, r.Events, 3)
@@ -198,10 +205,7 @@ func TestRunForwardsAndStopsCleanly(t *testing.T) {
 	cfg := testConfig(t, up)
 	a, logs := newAgent(t, cfg)
 	stop := runAgent(t, a)
-	ids := postBatch(t, a, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	delivered(t, up, postBatch(t, a, 3))
 
 	require.NoError(t, stop())
 	require.False(t, a.isReady())
@@ -240,4 +244,85 @@ func TestREADMEListsTheLiveReloadKeys(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, claimed, documented)
+}
+
+// A listener that fails ends Run through the same shutdown path, and Run
+// returns the failure naming the listener.
+func TestAListenerFailureStopsTheAgentCleanly(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, logs := newAgent(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	require.Eventually(t, a.isReady, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, a.listeners[0].Close())
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "listener "+a.addrs[0])
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after its listener failed")
+	}
+	require.Len(t, logs.Lines("a listener failed; shutting down"), 1)
+	require.Len(t, logs.Lines("hogrelay stopped"), 1)
+	_, err := a.spool.Stats()
+	require.Error(t, err, "the spool is closed")
+}
+
+// The other reloaders take effect: [ingest] allowed_tokens refuses a token
+// at once, [log] level and [flags] poll_interval are reported applied.
+func TestReloadAppliesIngestLogAndFlagsKeys(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, _ := newAgent(t, cfg)
+	defer a.closeListeners()
+	defer a.spool.Close()
+	postBatch(t, a, 1)
+
+	next := cfg
+	next.Ingest.AllowedTokens = []string{"phc_someoneelse"}
+	next.Log.Level = "debug"
+	next.Flags.PollInterval = config.Duration(time.Minute)
+	res := a.Reload(next)
+	require.Equal(t, []string{"[log] level", "[ingest] allowed_tokens", "[flags] poll_interval"}, res.AppliedKeys)
+	require.Empty(t, res.NeedsRestartKeys)
+	require.Equal(t, time.Minute, a.flags.Status().PollInterval)
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/batch/", strings.NewReader(`{"batch":[{"event":"e","distinct_id":"d"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	a.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "the default token is no longer allowed")
+	require.Contains(t, rec.Body.String(), "allowed_tokens")
+	require.NoError(t, logging.SetLevel("info"))
+}
+
+// Under systemd's watchdog the agent pings at half the interval while the
+// spool answers and the forwarder runs.
+func TestWatchdogPingsWhileHealthy(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hrw")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "100000") // 100ms: pings every 50ms
+	t.Setenv("WATCHDOG_PID", "")
+
+	up := newUpstream(t)
+	a, _ := newAgent(t, testConfig(t, up))
+	stop := runAgent(t, a)
+	seen := map[string]bool{}
+	buf := make([]byte, 4096)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	for !seen["WATCHDOG=1"] {
+		n, err := conn.Read(buf)
+		require.NoError(t, err, "no WATCHDOG=1 datagram; got %v", seen)
+		for _, l := range strings.Split(string(buf[:n]), "\n") {
+			seen[l] = true
+		}
+	}
+	require.True(t, seen["READY=1"], "READY=1 comes first: %v", seen)
+	require.NoError(t, stop())
 }
