@@ -27,6 +27,8 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hogrelay/hogrelay/logging"
 )
 
 // Policy says what Append does when the spool is at its size bound.
@@ -142,6 +144,8 @@ type Spool struct {
 	recovery *Recovery
 	// openErr holds why the file is not open yet (WaitForDisk); nil once open.
 	openErr atomic.Pointer[error]
+	// commitFailures rate-limits the error logged for a failed commit.
+	commitFailures logging.Burst
 	// commitSince is when the writer's current commit began (unix ns, 0 =
 	// idle), so Health can tell a stalled writer from an idle one.
 	commitSince atomic.Int64
@@ -200,6 +204,8 @@ func Open(opts Options) (*Spool, error) {
 		writes:  make(chan *writeReq, 1024),
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}, 1),
+
+		commitFailures: logging.Burst{Window: 10 * time.Second},
 
 		dropsInFlight: map[uint64]int64{}, dropsPending: map[uint64]int64{},
 	}
