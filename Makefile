@@ -11,9 +11,8 @@ build: ## build bin/hogrelay
 run: build ## try it: the agent plus a local PostHog stand-in (Ctrl-C stops)
 	./bin/hogrelay dev
 
-test: ## every test, with the race detector, incl. end-to-end tests of the real binary
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: ## gofmt, vet, staticcheck; every test with the race detector (end-to-end and, with Node, posthog-node); lists every skip
+	GO=$(GO) scripts/test.sh
 
 test-short: ## unit tests only (skips the slow end-to-end tests)
 	$(GO) test -short -count=1 ./...
