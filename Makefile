@@ -23,8 +23,8 @@ bench: ## throughput and latency figures (see README "Performance")
 install: build ## install on this machine (systemd unit, user, config); DESTDIR/PREFIX honoured
 	scripts/install.sh --binary bin/hogrelay
 
-deb: build ## Debian package bin/hogrelay_<version>_<arch>.deb (needs dpkg-deb)
-	scripts/build-deb.sh --binary bin/hogrelay --out bin
+deb: ## Debian package bin/hogrelay_<version>_<arch>.deb, its binary stripped (needs dpkg-deb)
+	scripts/build-deb.sh --out bin
 
 vet:
 	$(GO) vet ./...
