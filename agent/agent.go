@@ -9,13 +9,14 @@ package agent
 
 import (
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/hogrelay/hogrelay/api"
@@ -58,26 +59,28 @@ type Agent struct {
 // New opens the spool and binds the listeners. Nothing runs until Run.
 func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) {
 	a := &Agent{log: log, version: version, started: time.Now(), cfg: cfg, registry: prometheus.NewRegistry(), statusPoke: make(chan struct{}, 1)}
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	policy, err := spool.ParsePolicy(cfg.Spool.WhenFull)
 	if err != nil {
 		return nil, err
 	}
 	a.spool, err = spool.Open(spool.Options{
 		Path: filepath.Join(cfg.DataDir, SpoolFile), MaxBytes: int64(cfg.Spool.MaxBytes),
-		WhenFull: policy, Logger: log,
+		WhenFull: policy, Logger: log, WaitForDisk: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	fo := forwarderOptions(cfg, version)
-	fo.Logger, fo.Registerer = log, a.registry
+	fo.Logger = log
 	a.forwarder = forwarder.New(a.spool, fo)
 
 	a.flags, err = flags.New(flags.Options{
 		Host: cfg.PostHog.Host, ProjectToken: cfg.PostHog.APIKey.Reveal(),
 		PersonalAPIKey: cfg.PostHog.PersonalAPIKey.Reveal(), PollInterval: cfg.Flags.PollInterval.D(),
 		Dir: cfg.DataDir, OnlyEvaluateLocally: cfg.Flags.OnlyEvaluateLocally, Logger: log,
+		GeoIPDisable: cfg.Flags.GeoIPDisable, RemoteTimeout: cfg.Flags.RemoteTimeout.D(),
+		AnswerCache: flags.AnswerCacheOptions{MaxEntries: cfg.Flags.AnswerCacheMaxEntries,
+			MaxBytes: int64(cfg.Flags.AnswerCacheMaxBytes), MaxAge: cfg.Flags.AnswerCacheMaxAge.D()},
 	})
 	if err != nil {
 		_ = a.spool.Close()
@@ -85,13 +88,16 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 	}
 	a.handler = api.New(api.Deps{
 		Spool: a.spool, Forwarder: a.forwarder, Flags: a.flags, Status: func() any { return a.Status() },
-		Registry: a.registry, Logger: log, Ready: a.isReady,
+		Registry: a.registry, Logger: log, Ready: a.isReady, DecodeBudget: int64(cfg.Ingest.MaxDecodeBytes),
+		Called: flags.NewCalledEvents(50_000, "hogrelay", version, cfg.Flags.GeoIPDisable),
 	}, a.ingestOptions(cfg))
+	setMemoryLimit(cfg, log)
 	a.handler.SetAccess(accessOf(cfg))
 	a.registerMetrics()
 
 	if err := a.listen(cfg); err != nil {
 		a.closeListeners()
+		_ = a.flags.Close()
 		_ = a.spool.Close()
 		return nil, err
 	}
@@ -101,7 +107,7 @@ func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) 
 func forwarderOptions(cfg config.Config, version string) forwarder.Options {
 	f := cfg.Forwarder
 	return forwarder.Options{
-		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes),
+		Host: cfg.PostHog.Host, BatchMaxEvents: f.BatchMaxEvents, BatchMaxBytes: int(f.BatchMaxBytes), MaxInFlight: f.MaxInFlight,
 		RequestTimeout: f.RequestTimeout.D(), BackoffInitial: f.BackoffInitial.D(), BackoffMax: f.BackoffMax.D(),
 		AuthRetryInterval: f.AuthRetryInterval.D(), CompactAbove: int64(cfg.Spool.CompactAbove),
 		UserAgent: "hogrelay/" + version,
@@ -120,6 +126,26 @@ func (a *Agent) ingestOptions(cfg config.Config) capture.Options {
 		}
 	}
 	return o
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit that follows the
+// decode budget (MemoryLimit), unless the operator set GOMEMLIMIT: the GC
+// then collects the garbage of decoded bodies before the heap doubles, so
+// peak memory stays near the documented bound.
+func setMemoryLimit(cfg config.Config, log zerolog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := MemoryLimit(cfg)
+	debug.SetMemoryLimit(limit)
+	log.Debug().Int64("bytes", limit).Msg("Go memory limit set from [ingest] max_decode_bytes")
+}
+
+// MemoryLimit is the soft memory limit for a config: twice the decode
+// budget (the bodies being decoded plus their garbage) and 256 MiB for
+// everything else (runtime, spool writes in flight, flag cache, buffers).
+func MemoryLimit(cfg config.Config) int64 {
+	return 2*int64(cfg.Ingest.MaxDecodeBytes) + 256<<20
 }
 
 // accessOf is the TCP listener's policy from the config.
@@ -199,51 +225,4 @@ func (a *Agent) adminSocket() string {
 		}
 	}
 	return ""
-}
-
-func (a *Agent) registerMetrics() {
-	a.registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_up", Help: "1 while the forwarder is sending or idle, 0 while backing off or auth failed."},
-			func() float64 {
-				switch a.forwarder.Status().State {
-				case forwarder.StateBackingOff, forwarder.StateAuthFailed, forwarder.StateStopped:
-					return 0
-				}
-				return 1
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_auth_failed", Help: "1 while PostHog refuses the project key (401/403)."},
-			func() float64 {
-				if a.forwarder.Status().State == forwarder.StateAuthFailed {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_forwarder_last_success_timestamp_seconds", Help: "Unix time of the last batch PostHog accepted."},
-			func() float64 {
-				if t := a.forwarder.Status().LastSuccess; !t.IsZero() {
-					return float64(t.UnixNano()) / 1e9
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_cache_age_seconds", Help: "Seconds since PostHog last confirmed the flag definitions in use (0 when none)."},
-			func() float64 {
-				if t := a.flags.Status().FetchedAt; !t.IsZero() {
-					return time.Since(t).Seconds()
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_definitions", Help: "Flag definitions loaded."},
-			func() float64 { return float64(a.flags.Status().FlagCount) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hogrelay_flags_quota_limited", Help: "1 while PostHog reports the flags quota exceeded (flags are not evaluated)."},
-			func() float64 {
-				if a.flags.Status().QuotaLimited {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hogrelay_flags_polls_total", Help: "Definition polls made."},
-			func() float64 { return float64(a.flags.Status().Polls) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hogrelay_flags_poll_errors_total", Help: "Definition polls that failed."},
-			func() float64 { return float64(a.flags.Status().PollErrors) }),
-	)
 }

@@ -1,43 +1,26 @@
 package agent
 
 import (
-	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testlog"
+	"github.com/hogrelay/hogrelay/logging"
 )
-
-// lockedBuffer is the agent's log output; the agent writes from several
-// goroutines while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func testConfig(t *testing.T, up *fakeposthog.Server) config.Config {
 	t.Helper()
@@ -65,16 +48,11 @@ func newUpstream(t *testing.T) *fakeposthog.Server {
 	return up
 }
 
-func newAgent(t *testing.T, cfg config.Config) (*Agent, *lockedBuffer) {
+func newAgent(t *testing.T, cfg config.Config) (*Agent, *testlog.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	a, err := New(cfg, zerolog.New(logs), "test")
+	log, logs := testlog.Capture(t)
+	a, err := New(cfg, log, "test")
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("agent logs:\n%s", logs.String())
-		}
-	})
 	return a, logs
 }
 
@@ -169,7 +147,7 @@ func TestReloadOfTheSameConfigChangesNothing(t *testing.T) {
 	defer a.spool.Close()
 	res := a.Reload(cfg)
 	require.Equal(t, ReloadResult{}, res)
-	require.Contains(t, logs.String(), `"message":"configuration reloaded"`)
+	require.Len(t, logs.Lines("configuration reloaded"), 1)
 }
 
 // Every claim names a real key, and no key has two owners: a claim with a
@@ -207,8 +185,12 @@ func TestRunUsesTheReloadedShutdownTimeout(t *testing.T) {
 	next.Forwarder.ShutdownTimeout = config.Duration(50 * time.Millisecond)
 	a.Reload(next)
 	require.NoError(t, stop())
-	require.Contains(t, logs.String(), `"shutdown_timeout":"50ms","message":"forwarding what is spooled before stopping"`)
-	require.Contains(t, logs.String(), `"events_left_in_spool":2`)
+	flush := logs.Lines("forwarding what is spooled before stopping")
+	require.Len(t, flush, 1)
+	require.Equal(t, "50ms", flush[0]["shutdown_timeout"])
+	stopped := logs.Lines("hogrelay stopped")
+	require.Len(t, stopped, 1)
+	require.EqualValues(t, 2, stopped[0]["events_left_in_spool"])
 }
 
 // A clean run: ready, events forwarded, stop closes the spool and removes
@@ -229,5 +211,116 @@ func TestRunForwardsAndStopsCleanly(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "the socket is removed at stop")
 	_, err = a.spool.Stats()
 	require.Error(t, err, "the spool is closed")
-	require.Contains(t, logs.String(), `"events_left_in_spool":0`)
+	stopped := logs.Lines("hogrelay stopped")
+	require.Len(t, stopped, 1)
+	require.EqualValues(t, 0, stopped[0]["events_left_in_spool"])
+}
+
+// The README lists the keys a SIGHUP applies live; it must name exactly
+// the keys the reloaders claim.
+func TestREADMEListsTheLiveReloadKeys(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	text := string(raw)
+	start := strings.Index(text, "**SIGHUP**")
+	require.GreaterOrEqual(t, start, 0)
+	para := text[start:]
+	para = para[:strings.Index(para, "It logs")]
+	var documented []string
+	for _, m := range regexp.MustCompile("`(\\[[a-z_]+\\] [a-z_]+)`").FindAllStringSubmatch(para, -1) {
+		documented = append(documented, m[1])
+	}
+
+	up := newUpstream(t)
+	a, _ := newAgent(t, testConfig(t, up))
+	defer a.closeListeners()
+	defer a.spool.Close()
+	var claimed []string
+	for _, r := range a.reloaders() {
+		for _, c := range r.claims {
+			claimed = append(claimed, c.String())
+		}
+	}
+	require.ElementsMatch(t, claimed, documented)
+}
+
+// A listener that fails ends Run through the same shutdown path, and Run
+// returns the failure naming the listener.
+func TestAListenerFailureStopsTheAgentCleanly(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, logs := newAgent(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	require.Eventually(t, a.isReady, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, a.listeners[0].Close())
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "listener "+a.addrs[0])
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after its listener failed")
+	}
+	require.Len(t, logs.Lines("a listener failed; shutting down"), 1)
+	require.Len(t, logs.Lines("hogrelay stopped"), 1)
+	_, err := a.spool.Stats()
+	require.Error(t, err, "the spool is closed")
+}
+
+// The other reloaders take effect: [ingest] allowed_tokens refuses a token
+// at once, [log] level and [flags] poll_interval are reported applied.
+func TestReloadAppliesIngestLogAndFlagsKeys(t *testing.T) {
+	up := newUpstream(t)
+	cfg := testConfig(t, up)
+	a, _ := newAgent(t, cfg)
+	defer a.closeListeners()
+	defer a.spool.Close()
+	postBatch(t, a, 1)
+
+	next := cfg
+	next.Ingest.AllowedTokens = []string{"phc_someoneelse"}
+	next.Log.Level = "debug"
+	next.Flags.PollInterval = config.Duration(time.Minute)
+	res := a.Reload(next)
+	require.Equal(t, []string{"[log] level", "[ingest] allowed_tokens", "[flags] poll_interval"}, res.AppliedKeys)
+	require.Empty(t, res.NeedsRestartKeys)
+	require.Equal(t, time.Minute, a.flags.Status().PollInterval)
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/batch/", strings.NewReader(`{"batch":[{"event":"e","distinct_id":"d"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	a.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "the default token is no longer allowed")
+	require.Contains(t, rec.Body.String(), "allowed_tokens")
+	require.NoError(t, logging.SetLevel("info"))
+}
+
+// Under systemd's watchdog the agent pings at half the interval while the
+// spool answers and the forwarder runs.
+func TestWatchdogPingsWhileHealthy(t *testing.T) {
+	dir, err := os.MkdirTemp("", "hrw")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "100000") // 100ms: pings every 50ms
+	t.Setenv("WATCHDOG_PID", "")
+
+	up := newUpstream(t)
+	a, _ := newAgent(t, testConfig(t, up))
+	stop := runAgent(t, a)
+	seen := map[string]bool{}
+	buf := make([]byte, 4096)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+	for !seen["WATCHDOG=1"] {
+		n, err := conn.Read(buf)
+		require.NoError(t, err, "no WATCHDOG=1 datagram; got %v", seen)
+		for _, l := range strings.Split(string(buf[:n]), "\n") {
+			seen[l] = true
+		}
+	}
+	require.True(t, seen["READY=1"], "READY=1 comes first: %v", seen)
+	require.NoError(t, stop())
 }

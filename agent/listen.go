@@ -19,7 +19,7 @@ import (
 // listener, each serving its own api.Surface.
 func (a *Agent) listen(cfg config.Config) error {
 	add := func(l net.Listener, s api.Surface, addr string) {
-		a.listeners = append(a.listeners, l)
+		a.listeners = append(a.listeners, limitConns(l, cfg.Listen.MaxConnections))
 		a.surfaces = append(a.surfaces, s)
 		a.addrs = append(a.addrs, addr)
 	}

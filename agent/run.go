@@ -10,6 +10,7 @@ import (
 
 	"github.com/hogrelay/hogrelay/forwarder"
 	"github.com/hogrelay/hogrelay/sdnotify"
+	"github.com/hogrelay/hogrelay/spool"
 )
 
 // running is what start set going and stop must end, in the reverse order.
@@ -44,8 +45,9 @@ func (a *Agent) start(ctx context.Context) *running {
 	go func() { defer r.background.Done(); a.flags.Run(flagsCtx) }()
 
 	r.servers = make([]*http.Server, len(a.listeners))
+	errLog := newServerErrorLog(a.log)
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: nil}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errLog}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -61,9 +63,6 @@ func (a *Agent) start(ctx context.Context) *running {
 		Int64("spooled_events", st.PendingEvents).Str("version", a.version).Msg("hogrelay is ready")
 	for _, w := range cfg.Warnings() {
 		a.log.Warn().Msg(w)
-	}
-	if cfg.PostHog.PersonalAPIKey == "" {
-		a.log.Info().Msg("[posthog] personal_api_key is not set: flag definitions are not fetched, so flags answer only from a cache file, if one exists")
 	}
 	if err := sdnotify.Ready(); err != nil {
 		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
@@ -111,6 +110,9 @@ func (a *Agent) stop(r *running, runErr error) error {
 	r.stopForwarder()
 	r.stopFlags()
 	r.background.Wait()
+	if err := a.flags.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("closing the flag answer cache")
+	}
 	<-r.watchdogDone
 	<-r.statusDone
 	st, _ := a.spool.Stats()
@@ -139,7 +141,9 @@ func (a *Agent) watchdog(ctx context.Context) <-chan struct{} {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := a.spool.Stats(); err != nil || a.forwarder.Status().State == forwarder.StateStopped {
+				// A spool waiting for disk space is alive (it retries by
+				// itself and /readyz says why); a restart would not help.
+				if _, err := a.spool.Stats(); (err != nil && !errors.Is(err, spool.ErrUnavailable)) || a.forwarder.Status().State == forwarder.StateStopped {
 					a.log.Error().Err(err).Msg("unhealthy: not pinging the systemd watchdog")
 					continue
 				}

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bufio"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,105 +25,44 @@ func (h *Handler) handleSpoolStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, st)
 }
 
-// ExportLine is one line of `hogrelay spool export`: an event with where it
-// sits in the spool. The project token is left out on purpose (keys never
-// appear in tool output); Token hints which project it belongs to.
-type ExportLine struct {
-	Seq        uint64          `json:"seq"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Historical bool            `json:"historical_migration,omitempty"`
-	Reason     string          `json:"dead_letter_reason,omitempty"`
-	Event      json.RawMessage `json:"event,omitempty"`
-}
-
-// WriteExport streams every event of the chosen bucket as JSON lines; the
-// CLI uses it both over the socket and on a stopped agent's file.
-func WriteExport(w *bufio.Writer, sp *spool.Spool, which spool.Which) (int, error) {
-	n := 0
-	enc := json.NewEncoder(w)
-	err := sp.Each(which, func(rec spool.Record) error {
-		if len(rec.Events) == 0 {
-			n++
-			return enc.Encode(ExportLine{Seq: rec.Seq, ReceivedAt: rec.ReceivedAt, Reason: rec.Reason})
-		}
-		for _, e := range rec.Events {
-			line := ExportLine{Seq: rec.Seq, ReceivedAt: rec.ReceivedAt, Historical: rec.Historical, Reason: rec.Reason, Event: e}
-			if !json.Valid(e) {
-				line.Event = nil
-				line.Reason = "stored bytes are not valid JSON"
-			}
-			if err := enc.Encode(line); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	return n, err
-}
-
 func (h *Handler) handleSpoolExport(w http.ResponseWriter, r *http.Request) {
 	which := spool.Pending
 	if b, _ := strconv.ParseBool(r.URL.Query().Get("dead_letters")); b {
 		which = spool.DeadLetters
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := WriteExport(bw, h.deps.Spool, which); err != nil {
+	if _, err := h.deps.Spool.Export(deadlineWriter{w: w, rc: http.NewResponseController(w)}, which); err != nil {
 		// Headers are gone; the CLI sees a truncated stream and this log.
 		h.log.Error().Err(err).Msg("spool export failed midway")
 	}
 }
 
-// DeadLetter is one entry of the dead-letter listing.
-type DeadLetter struct {
-	Seq        uint64          `json:"seq"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Reason     string          `json:"reason"`
-	Event      json.RawMessage `json:"event,omitempty"`
+// adminWriteTimeout is how long one write of an admin answer may block on a
+// client that does not read; then the connection is given up.
+const adminWriteTimeout = 30 * time.Second
+
+// deadlineWriter renews the connection's write deadline before every write,
+// so a long export may take as long as it needs while a stalled reader is
+// dropped after adminWriteTimeout.
+type deadlineWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(adminWriteTimeout))
+	return d.w.Write(p)
 }
 
 func (h *Handler) handleDeadLetterList(w http.ResponseWriter, r *http.Request) {
-	out, err := ListDeadLetters(h.deps.Spool, 1000)
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(adminWriteTimeout))
+	out, err := h.deps.Spool.DeadLetterList(1000)
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, 200, out)
 }
-
-// ListDeadLetters returns up to limit dead letters, oldest first.
-func ListDeadLetters(sp *spool.Spool, limit int) ([]DeadLetter, error) {
-	out := []DeadLetter{}
-	errStop := errLimit{}
-	err := sp.Each(spool.DeadLetters, func(rec spool.Record) error {
-		for _, e := range rec.Events {
-			if len(out) >= limit {
-				return errStop
-			}
-			d := DeadLetter{Seq: rec.Seq, ReceivedAt: rec.ReceivedAt, Reason: rec.Reason}
-			if json.Valid(e) {
-				d.Event = e
-			}
-			out = append(out, d)
-		}
-		if len(rec.Events) == 0 {
-			out = append(out, DeadLetter{Seq: rec.Seq, ReceivedAt: rec.ReceivedAt, Reason: rec.Reason})
-		}
-		return nil
-	})
-	if err == errStop {
-		err = nil
-	}
-	return out, err
-}
-
-type errLimit struct{}
-
-func (errLimit) Error() string { return "limit reached" }
 
 func (h *Handler) handleDeadLetterRequeue(w http.ResponseWriter, r *http.Request) {
 	n, err := h.deps.Spool.Requeue()

@@ -33,7 +33,22 @@ type Deps struct {
 	Logger   zerolog.Logger
 	// Ready reports whether the agent is ready to take events (/readyz).
 	Ready func() bool
+	// DecodeBudget bounds the bytes of request bodies being read and
+	// decoded at once (default DefaultDecodeBudget).
+	DecodeBudget int64
+	// Called builds the $feature_flag_called events of the CLI's flag
+	// questions; nil = one with defaults.
+	Called *flags.CalledEvents
 }
+
+// DefaultDecodeBudget is [ingest] max_decode_bytes' default. A 20 MiB batch
+// needs ~60-80 MiB to decode (wire bytes, payload, normalised events and
+// spool records), so three such requests decode at once and small ones by
+// the thousand.
+const DefaultDecodeBudget = 256 << 20
+
+// budgetWait is how long a request waits for decode budget before 503.
+const budgetWait = 2 * time.Second
 
 // Handler is an http.Handler; create it with New.
 type Handler struct {
@@ -42,6 +57,7 @@ type Handler struct {
 	mux     *router
 	ingest  atomic.Pointer[capture.Options]
 	access  atomic.Pointer[access]
+	budget  *decodeBudget
 	metrics *metrics
 	called  *flags.CalledEvents
 }
@@ -51,10 +67,18 @@ func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
 		deps:    d,
 		log:     d.Logger.With().Str("component", "api").Logger(),
-		metrics: newMetrics(d.Registry, d.Spool),
-		called:  flags.NewCalledEvents(50_000),
+		metrics: newMetrics(),
+		called:  d.Called,
+	}
+	if h.called == nil {
+		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)
 	}
 	h.mux = newRouter(h)
+	if d.DecodeBudget <= 0 {
+		d.DecodeBudget = DefaultDecodeBudget
+	}
+	h.budget = newDecodeBudget(d.DecodeBudget, budgetWait)
+	h.metrics.budget = h.budget
 	h.ingest.Store(&opts)
 	h.routes()
 	return h
@@ -103,6 +127,12 @@ func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {
 	if h.deps.Ready != nil && !h.deps.Ready() {
 		writeText(w, http.StatusServiceUnavailable, "not ready")
 		return
+	}
+	if h.deps.Spool != nil {
+		if err := h.deps.Spool.Health(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
 	}
 	writeText(w, 200, "ready")
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,29 +72,42 @@ func TestFlagsResponseVersionMatrix(t *testing.T) {
 		"off":   {Key: "off", Enabled: false},
 		"multi": {Key: "multi", Enabled: true, Variant: "red"},
 	}}
+	const v2Want = `"flags":{"multi":{"key":"multi","enabled":true,"variant":"red","reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"off":{"key":"off","enabled":false,"variant":null,"reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"on":{"key":"on","enabled":true,"variant":null,"reason":{"code":"condition_match","condition_index":0,"description":""},"metadata":{"id":1,"version":2,"description":null,"payload":"{\"a\":1}"}}}`
+	const legacyWant = `"featureFlags":{"multi":"red","off":false,"on":true},"featureFlagPayloads":{"on":"{\"a\":1}"}`
+	// The query strings and what endpoint.rs (get_versioned_response and
+	// the defaulting in flags()) answers for them.
 	cases := []struct {
-		name   string
-		decide bool
-		v      int
-		hasV   bool
-		want   string // the featureFlags/flags part
+		name string
+		path string
+		want string // the featureFlags/flags part
 	}{
-		{"flags default is v2", false, 0, false, `"flags":{"multi":{"key":"multi","enabled":true,"variant":"red","reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"off":{"key":"off","enabled":false,"variant":null,"reason":{"code":"","condition_index":null,"description":""},"metadata":{"id":0,"version":0,"description":null,"payload":null}},"on":{"key":"on","enabled":true,"variant":null,"reason":{"code":"condition_match","condition_index":0,"description":""},"metadata":{"id":1,"version":2,"description":null,"payload":"{\"a\":1}"}}}`},
-		{"flags v1 is legacy", false, 1, true, `"featureFlags":{"multi":"red","off":false,"on":true},"featureFlagPayloads":{"on":"{\"a\":1}"}`},
-		{"decide v1 lists active keys", true, 1, true, `"featureFlags":["multi","on"]`},
-		{"decide v2 maps enabled only", true, 2, true, `"featureFlags":{"multi":"red","on":true}`},
-		{"decide v3 is legacy", true, 3, true, `"featureFlags":{"multi":"red","off":false,"on":true},"featureFlagPayloads":{"on":"{\"a\":1}"}`},
+		{"flags without v or config is v2 (the service's default)", "/flags/", v2Want},
+		{"flags with config but no v is v1", "/flags/?config=true", legacyWant},
+		{"flags v1 is legacy", "/flags/?v=1", legacyWant},
+		{"flags with a v that is not a number is v1", "/flags/?v=x", legacyWant},
+		{"flags v2", "/flags/?v=2", v2Want},
+		{"flags v3 is v2", "/flags/?v=3", v2Want},
+		{"decide without v lists active keys", "/decide/", `"featureFlags":["multi","on"]`},
+		{"decide v1 lists active keys", "/decide/?v=1", `"featureFlags":["multi","on"]`},
+		{"decide v2 maps enabled only", "/decide/?v=2", `"featureFlags":{"multi":"red","on":true}`},
+		{"decide v3 is legacy", "/decide/?v=3", legacyWant},
+		{"decide v4 is v2", "/decide/?v=4", v2Want},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := json.Marshal(shapeFlagsResponse(all, tc.decide, tc.v, tc.hasV))
+			u, err := url.Parse(tc.path)
+			require.NoError(t, err)
+			decide := strings.HasPrefix(u.Path, "/decide")
+			b, err := json.Marshal(shapeFlagsResponse(all, decide, responseVersion(u.Query(), decide)))
 			require.NoError(t, err)
 			require.Contains(t, string(b), tc.want)
 			require.Contains(t, string(b), `"errorsWhileComputingFlags":false`)
 		})
 	}
-	b, _ := json.Marshal(shapeFlagsResponse(flags.All{QuotaLimited: true}, false, 2, true))
+	b, _ := json.Marshal(shapeFlagsResponse(flags.All{QuotaLimited: true}, false, 2))
 	require.Contains(t, string(b), `"quotaLimited":["feature_flags"]`)
+	b, _ = json.Marshal(shapeFlagsResponse(flags.All{}, false, 2))
+	require.Contains(t, string(b), `"flags":{}`, "an empty v2 answer still has its flags object")
 }
 
 func TestDefinitionsNeedABearerKey(t *testing.T) {

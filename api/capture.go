@@ -1,20 +1,17 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/spool"
 )
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // handleCapture answers like PostHog's capture: 200 {"status":1} — but only
 // after every event of the request is fsynced in the spool.
@@ -38,17 +35,22 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit, _ := capture.Route(r.URL.Path)
-	buf, release, err := readBody(w, r, limit)
-	defer release()
+	cl := h.budget.claim(r.Context())
+	defer cl.release()
+	body, err := readBody(w, r, limit, cl)
 	if err != nil {
 		status, msg := bodyError(err, limit, endpoint+"/")
-		h.refuse(w, endpoint, status, msg)
+		h.refuseBody(w, endpoint, status, msg)
 		return
 	}
 	batch, err := capture.Decode(capture.Request{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		Body: buf.Bytes(), Now: time.Now(),
+		Body: body, Now: time.Now(), Reserve: cl.reserve,
 	}, *h.ingest.Load())
+	if status, msg, busy := budgetRefusal(err); busy {
+		h.refuseBody(w, endpoint, status, msg)
+		return
+	}
 	if err != nil {
 		var ce *capture.Error
 		if errors.As(err, &ce) {
@@ -64,11 +66,12 @@ func (h *Handler) handleCapture(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.metrics.ingested(endpoint, len(batch.Events))
 	if r.URL.Query().Get("beacon") == "1" {
+		h.metrics.ingested(endpoint, http.StatusNoContent, len(batch.Events))
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	h.metrics.ingested(endpoint, http.StatusOK, len(batch.Events))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"status":1}`)
@@ -88,18 +91,59 @@ func routeName(r *http.Request) string {
 	return strings.TrimSuffix(p, "/")
 }
 
-// readBody reads the request body, at most limit bytes, into a pooled
-// buffer; call release once the bytes are no longer used.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*bytes.Buffer, func(), error) {
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	release := func() {
-		if buf.Cap() <= 4<<20 { // do not pin huge buffers in the pool
-			bodyPool.Put(buf)
+// Body read limits: a body must keep arriving at bodyMinRate after a grace
+// period, so connections that trickle bytes are closed instead of holding a
+// file descriptor and decode budget forever.
+const (
+	bodyGrace   = 10 * time.Second
+	bodyMinRate = 64 << 10 // bytes per second
+)
+
+// readBody reads the request body, at most limit bytes, reserving its
+// memory from the request's claim on the decode budget as it grows.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, cl *claim) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	initial := int64(16 << 10)
+	if r.ContentLength > 0 {
+		// One allocation of the declared size, and the budget for decoding
+		// a plain JSON body of it (capture's payload copies) taken at once.
+		initial = r.ContentLength + 1
+		if err := cl.prepay((1 + capture.DecodeCopies) * initial); err != nil {
+			w.Header().Set("Connection", "close")
+			return nil, err
 		}
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	return buf, release, err
+	body := &minRateReader{r: r.Body, rc: http.NewResponseController(w), start: time.Now()}
+	data, err := capture.ReadLimited(body, initial, limit, cl.reserve)
+	if err == nil && int64(len(data)) > limit {
+		err = &http.MaxBytesError{Limit: limit}
+	}
+	if err != nil {
+		// The rest of the body is not wanted: close the connection after
+		// the answer instead of letting the server read (trickle) it on.
+		w.Header().Set("Connection", "close")
+		return nil, err
+	}
+	_ = body.rc.SetReadDeadline(time.Time{})
+	return data, nil
+}
+
+// minRateReader moves the connection's read deadline along with the bytes
+// received: start + bodyGrace + received/bodyMinRate.
+type minRateReader struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	n     int64
+}
+
+func (m *minRateReader) Read(p []byte) (int, error) {
+	_ = m.rc.SetReadDeadline(m.start.Add(bodyGrace + time.Duration(m.n*int64(time.Second)/bodyMinRate)))
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	return n, err
 }
 
 // bodyError says what a readBody failure means for the producer: 413 for a
@@ -108,6 +152,17 @@ func bodyError(err error, limit int64, where string) (int, string) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, "request body is over the " + strconv.FormatInt(limit>>20, 10) + " MiB limit for " + where
+	}
+	var be *errBudget
+	if errors.As(err, &be) {
+		if be.tooBig {
+			return http.StatusRequestEntityTooLarge, be.Error()
+		}
+		return http.StatusServiceUnavailable, be.Error()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return http.StatusRequestTimeout, "the request body arrived too slowly (the agent needs " +
+			strconv.Itoa(bodyMinRate>>10) + " KiB/s after the first " + bodyGrace.String() + ")"
 	}
 	return http.StatusBadRequest, "reading the request body failed: " + err.Error()
 }
@@ -131,6 +186,25 @@ func (h *Handler) store(w http.ResponseWriter, r *http.Request, b capture.Batch)
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 	return msg, false
+}
+
+// budgetRefusal is the answer to a decode-budget refusal inside decoding.
+func budgetRefusal(err error) (int, string, bool) {
+	var be *errBudget
+	if !errors.As(err, &be) {
+		return 0, "", false
+	}
+	status, msg := bodyError(be, 0, "")
+	return status, msg, true
+}
+
+// refuseBody refuses a request whose body could not be read or decoded in
+// budget; a 503 tells the producer when to retry.
+func (h *Handler) refuseBody(w http.ResponseWriter, endpoint string, status int, msg string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	h.refuse(w, endpoint, status, msg)
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, endpoint string, status int, msg string) {

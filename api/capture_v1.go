@@ -23,21 +23,22 @@ func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
 			Description: r.Method + " is not allowed on " + r.URL.Path + " (use POST)"})
 		return
 	}
-	buf, release, err := readBody(w, r, capture.V1BodyLimit)
-	defer release()
+	cl := h.budget.claim(r.Context())
+	defer cl.release()
+	body, err := readBody(w, r, capture.V1BodyLimit, cl)
 	if err != nil {
 		status, msg := bodyError(err, capture.V1BodyLimit, capture.V1Path)
-		code := "request_decoding_error"
-		if status == http.StatusRequestEntityTooLarge {
-			code = "payload_too_large"
-		}
-		h.refuseV1(w, &capture.V1Error{Status: status, Code: code, Description: msg})
+		h.refuseV1Body(w, status, msg)
 		return
 	}
 	batch, results, err := capture.DecodeV1(capture.Request{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header,
-		Body: buf.Bytes(), Now: time.Now(),
+		Body: body, Now: time.Now(), Reserve: cl.reserve,
 	}, *h.ingest.Load())
+	if status, msg, busy := budgetRefusal(err); busy {
+		h.refuseV1Body(w, status, msg)
+		return
+	}
 	if err != nil {
 		var ve *capture.V1Error
 		if !errors.As(err, &ve) {
@@ -53,13 +54,28 @@ func (h *Handler) handleCaptureV1(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.metrics.ingested(v1Endpoint, len(batch.Events))
+	h.metrics.ingested(v1Endpoint, http.StatusOK, len(batch.Events))
 	if dropped := len(results) - len(batch.Events); dropped > 0 {
 		h.log.Debug().Str("endpoint", v1Endpoint).Int("dropped", dropped).Msg("capture v1: events refused one by one")
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Results map[string]capture.V1Result `json:"results"`
 	}{results})
+}
+
+// refuseV1Body refuses a body that could not be read or decoded in budget.
+func (h *Handler) refuseV1Body(w http.ResponseWriter, status int, msg string) {
+	code := "request_decoding_error"
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		code = "payload_too_large"
+	case http.StatusServiceUnavailable:
+		code = "service_unavailable"
+		w.Header().Set("Retry-After", "1")
+	case http.StatusRequestTimeout:
+		code = "request_timeout"
+	}
+	h.refuseV1(w, &capture.V1Error{Status: status, Code: code, Description: msg})
 }
 
 // refuseV1 answers a whole-request refusal in v1's error shape.

@@ -4,13 +4,15 @@ package api
 // the response shape of the version the SDK asked for.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -29,6 +31,7 @@ func (h *Handler) flagRoutes() {
 	h.mux.HandleFunc("POST /hogrelay/v1/flags/reload", h.handleFlagsReload)
 	h.mux.HandleFunc("GET /hogrelay/v1/flags", h.handleFlagsList)
 	h.mux.HandleFunc("POST /hogrelay/v1/flags/evaluate", h.handleFlagsEvaluate)
+	h.mux.HandleFunc("POST /hogrelay/v1/flags/cache/clear", h.handleFlagsCacheClear)
 }
 
 // flagsRequest is the body SDKs send to /flags and /decide, with PostHog's
@@ -115,15 +118,17 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 // readFlagsBody reads a /flags or /decide body in every encoding PostHog's
 // flags service takes (JSON, gzip, base64, form data=), with capture's
 // decoder: the encodings are the same.
-func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+func readFlagsBody(w http.ResponseWriter, r *http.Request, cl *claim) ([]byte, int, error) {
 	const limit = 2 << 20
-	buf, release, err := readBody(w, r, limit)
-	defer release()
+	body, err := readBody(w, r, limit, cl)
 	if err != nil {
 		status, msg := bodyError(err, limit, r.URL.Path)
 		return nil, status, errors.New(msg)
 	}
-	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: buf.Bytes()}, 8<<20)
+	payload, err := capture.Payload(capture.Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header, Body: body, Reserve: cl.reserve}, 8<<20)
+	if status, msg, busy := budgetRefusal(err); busy {
+		return nil, status, errors.New(msg)
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		var ce *capture.Error
@@ -132,8 +137,7 @@ func readFlagsBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) 
 		}
 		return nil, status, err
 	}
-	// The payload may alias the pooled buffer, which goes back on return.
-	return bytes.Clone(payload), 0, nil
+	return payload, 0, nil
 }
 
 // handleFlags answers /flags and /decide from local evaluation (PostHog's
@@ -146,8 +150,10 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 	}
 	decide := strings.HasPrefix(r.URL.Path, "/decide")
 	if r.Method == http.MethodGet {
-		// PostHog answers GET /flags with a minimal empty response.
-		writeJSON(w, 200, flagsResponse{Flags: map[string]v2Flag{}, RequestID: uuid.NewString()})
+		// PostHog answers GET /flags with a minimal empty response, in the
+		// legacy shape unless v>=2 (endpoint.rs get_minimal_flags_response).
+		v, _ := strconv.Atoi(r.URL.Query().Get("v"))
+		writeJSON(w, 200, shapeFlagsResponse(flags.All{}, false, v))
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -158,8 +164,13 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "feature flags are not enabled on this agent")
 		return
 	}
-	body, status, err := readFlagsBody(w, r)
+	cl := h.budget.claim(r.Context())
+	defer cl.release()
+	body, status, err := readFlagsBody(w, r, cl)
 	if err != nil {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeText(w, status, err.Error())
 		return
 	}
@@ -181,105 +192,87 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 	if keys == nil {
 		keys = fr.FlagKeys
 	}
-	all, err := h.deps.Flags.All(r.Context(), flags.Ask{Input: in, UserAgent: r.UserAgent(), FlagKeys: keys})
+	all, err := h.deps.Flags.All(r.Context(), flags.Ask{Input: in, UserAgent: r.UserAgent(), FlagKeys: keys, Body: body, Token: token})
 	if err != nil && !errors.Is(err, flags.ErrNoAnswer) {
 		writeText(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if err != nil {
+		// Nothing could answer (offline with nothing cached, say): PostHog's
+		// own answer when it cannot compute flags.
 		all.ErrorsWhileComputing = !all.QuotaLimited
 	}
-	h.countAnswers(all)
-	version, _ := strconv.Atoi(r.URL.Query().Get("v"))
-	writeJSON(w, 200, shapeFlagsResponse(all, decide, version, r.URL.Query().Has("v")))
+	if !all.CachedAt.IsZero() {
+		// SDKs ignore unknown headers and fields; operators and tests see
+		// that PostHog could not be reached and how old the answer is.
+		w.Header().Set("X-Hogrelay-Flags", fmt.Sprintf("cached; age=%d", int64(time.Since(all.CachedAt).Seconds())))
+	}
+	writeJSON(w, 200, shapeFlagsResponse(all, decide, responseVersion(r.URL.Query(), decide)))
 }
 
-func (h *Handler) countAnswers(all flags.All) {
-	for k := range all.Flags {
-		if all.Local[k] {
-			h.metrics.flagEval.WithLabelValues("local").Inc()
-		} else {
-			h.metrics.flagEval.WithLabelValues("remote").Inc()
+// responseVersion is the answer version a request asks for, as the flags
+// service reads it (endpoint.rs): a v that is not a number is 1; /flags with
+// neither v nor config is answered as v=2; /flags with config but no v is
+// v1; /decide without v is decide v1.
+func responseVersion(q url.Values, decide bool) int {
+	if !q.Has("v") {
+		if !decide && !q.Has("config") {
+			return 2
 		}
+		return 1
 	}
-	if all.ErrorsWhileComputing || all.QuotaLimited {
-		h.metrics.flagEval.WithLabelValues("none").Inc()
+	v, err := strconv.Atoi(q.Get("v"))
+	if err != nil {
+		return 1
 	}
+	return v
 }
 
-// payloadString returns the payload the way PostHog's responses carry it:
-// the stored text, which is a JSON-encoded string (nil for none).
-func payloadString(res eval.Result) *string {
-	p := res.StoredPayload
-	if len(p) == 0 {
-		p = res.Payload
-	}
-	if len(p) == 0 || string(p) == "null" {
-		return nil
-	}
-	if p[0] == '"' {
-		var s string
-		if err := json.Unmarshal(p, &s); err == nil {
-			return &s
-		}
-	}
-	s := string(p)
-	return &s
+// flagsResponse is the /flags and /decide answer in every version's shape.
+type flagsResponse struct {
+	// Flags is a map of flags.WireFlag or PostHog's own objects; an
+	// interface so that an empty v2 map is still sent (omitempty keeps it).
+	Flags               any               `json:"flags,omitempty"`
+	FeatureFlags        any               `json:"featureFlags,omitempty"`
+	FeatureFlagPayloads map[string]string `json:"featureFlagPayloads,omitempty"`
+	Errors              bool              `json:"errorsWhileComputingFlags"`
+	QuotaLimited        []string          `json:"quotaLimited,omitempty"`
+	// posthog-go reads the snake-case key.
+	QuotaLimitedSnake []string `json:"quota_limited,omitempty"`
+	RequestID         string   `json:"requestId"`
+	EvaluatedAt       int64    `json:"evaluatedAt,omitempty"`
+	// Hogrelay marks answers from the answer cache; SDKs ignore the field.
+	Hogrelay *cachedMark `json:"hogrelay,omitempty"`
 }
 
-// The /flags and /decide answers as typed structs: encoding a map[string]any
-// per flag cost more than evaluating the flags (see bench/flags_test.go).
-type (
-	flagsResponse struct {
-		Flags               any               `json:"flags,omitempty"`
-		FeatureFlags        any               `json:"featureFlags,omitempty"`
-		FeatureFlagPayloads map[string]string `json:"featureFlagPayloads,omitempty"`
-		Errors              bool              `json:"errorsWhileComputingFlags"`
-		QuotaLimited        []string          `json:"quotaLimited,omitempty"`
-		// posthog-go reads the snake-case key.
-		QuotaLimitedSnake []string `json:"quota_limited,omitempty"`
-		RequestID         string   `json:"requestId"`
-	}
-	v2Flag struct {
-		Key      string     `json:"key"`
-		Enabled  bool       `json:"enabled"`
-		Variant  *string    `json:"variant"`
-		Reason   v2Reason   `json:"reason"`
-		Metadata v2Metadata `json:"metadata"`
-	}
-	v2Reason struct {
-		Code           string `json:"code"`
-		ConditionIndex *int   `json:"condition_index"`
-		Description    string `json:"description"`
-	}
-	v2Metadata struct {
-		ID          int64   `json:"id"`
-		Version     int64   `json:"version"`
-		Description *string `json:"description"`
-		Payload     *string `json:"payload"`
-	}
-)
+type cachedMark struct {
+	Cached     bool      `json:"cached"`
+	CachedAt   time.Time `json:"cachedAt"`
+	AgeSeconds int64     `json:"ageSeconds"`
+}
 
 // shapeFlagsResponse follows the version matrix of PostHog's flags service
-// (endpoint.rs get_versioned_response).
-func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) flagsResponse {
-	resp := flagsResponse{Errors: all.ErrorsWhileComputing, RequestID: uuid.NewString()}
+// (endpoint.rs get_versioned_response); v comes from responseVersion.
+func shapeFlagsResponse(all flags.All, decide bool, v int) flagsResponse {
+	resp := flagsResponse{Errors: all.ErrorsWhileComputing, RequestID: all.RequestID, EvaluatedAt: all.EvaluatedAt}
+	if resp.RequestID == "" {
+		resp.RequestID = uuid.NewString()
+	}
 	if all.QuotaLimited {
 		resp.QuotaLimited = []string{"feature_flags"}
 		resp.QuotaLimitedSnake = resp.QuotaLimited
 	}
+	if !all.CachedAt.IsZero() {
+		resp.Hogrelay = &cachedMark{Cached: true, CachedAt: all.CachedAt.UTC(), AgeSeconds: int64(time.Since(all.CachedAt).Seconds())}
+	}
 	v2 := func() {
-		out := make(map[string]v2Flag, len(all.Flags))
+		out := make(map[string]any, len(all.Flags))
 		for k, res := range all.Flags {
-			f := v2Flag{
-				Key: k, Enabled: res.Enabled,
-				Reason:   v2Reason{Code: res.Reason.Code, ConditionIndex: res.Reason.ConditionIndex, Description: res.Reason.Description},
-				Metadata: v2Metadata{ID: res.ID, Version: res.Version, Payload: payloadString(res)},
+			if raw, ok := all.Raw[k]; ok {
+				out[k] = raw // PostHog's object, fields this agent does not know included
+			} else {
+				out[k] = flags.WireFlagOf(res)
 			}
-			if res.Variant != "" {
-				f.Variant = &res.Variant
-			}
-			out[k] = f
 		}
 		resp.Flags = out
 	}
@@ -288,14 +281,14 @@ func shapeFlagsResponse(all flags.All, decide bool, v int, hasV bool) flagsRespo
 		pl := map[string]string{}
 		for k, res := range all.Flags {
 			ff[k] = res.Value()
-			if p := payloadString(res); p != nil {
+			if p := flags.PayloadString(res); p != nil {
 				pl[k] = *p
 			}
 		}
 		resp.FeatureFlags, resp.FeatureFlagPayloads = ff, pl
 	}
 	switch {
-	case !decide && (!hasV || v >= 2):
+	case !decide && v >= 2:
 		v2()
 	case !decide:
 		legacy()

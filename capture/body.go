@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -65,6 +64,9 @@ func payloadOf(r Request, limit int64) ([]byte, error) {
 	// fields, as capture-rs does; JSON never looks like base64. lz64 uses
 	// the base64 alphabet too, so a body declared lz64 is left for unwrap.
 	if hint != compLZ64 && !likelyForm(raw) && likelyBase64(raw) {
+		if err := r.Reserve.take(int64(len(raw))); err != nil {
+			return nil, err
+		}
 		if dec, err := base64.StdEncoding.DecodeString(string(raw)); err == nil {
 			raw = dec
 		}
@@ -85,27 +87,35 @@ func payloadOf(r Request, limit int64) ([]byte, error) {
 	if hint == compNone {
 		hint = parseCompression(r.Header.Get("Content-Encoding"))
 	}
-	return unwrap(raw, hint, limit, r.Path)
+	return unwrap(raw, hint, limit, r.Path, r.Reserve)
 }
 
 // unwrap undoes compression and base64 layers until the payload is JSON (or
 // nothing more can be undone), capping every layer's output at limit so a
 // small compressed body cannot expand without bound.
-func unwrap(data []byte, hint compression, limit int64, path string) ([]byte, error) {
+func unwrap(data []byte, hint compression, limit int64, path string, reserve Reserve) ([]byte, error) {
 	for layer := 0; layer < 4; layer++ {
 		var err error
 		switch {
 		case isGzip(data):
-			data, err = gunzip(data, limit, path)
+			data, err = gunzip(data, limit, path, reserve)
 		case looksJSON(data):
 			return data, nil
 		case hint == compLZ64:
+			// lz-string's output size is not known until it is done:
+			// reserve the most it may produce.
+			if err := reserve.take(limit); err != nil {
+				return nil, err
+			}
 			data, err = lzDecompressBase64(data, limit, path)
 		case hint == compBase64 || likelyBase64(data):
 			// Besides an explicit hint, capture-rs unwraps base64 wherever
 			// it finds it (whole bodies, and on legacy routes again after
 			// decompression); JSON never looks like base64, so trying is
 			// safe. Under a gzip hint the base64 usually wraps the gzip.
+			if err := reserve.take(int64(len(data))); err != nil {
+				return nil, err
+			}
 			dec, derr := base64.StdEncoding.DecodeString(string(data))
 			switch {
 			case derr == nil:
@@ -113,12 +123,12 @@ func unwrap(data []byte, hint compression, limit int64, path string) ([]byte, er
 			case hint == compBase64:
 				return nil, errorf(http.StatusBadRequest, "invalid base64 data: %v", derr)
 			case hint == compGzip:
-				data, err = gunzip(data, limit, path)
+				data, err = gunzip(data, limit, path, reserve)
 			default:
 				return data, nil
 			}
 		case hint == compGzip:
-			data, err = gunzip(data, limit, path) // not gzip: reports why
+			data, err = gunzip(data, limit, path, reserve) // not gzip: reports why
 		default:
 			return data, nil
 		}
@@ -143,7 +153,7 @@ func isGzip(b []byte) bool { return bytes.HasPrefix(b, gzipMagic) }
 
 var gzipReaders sync.Pool
 
-func gunzip(data []byte, limit int64, path string) ([]byte, error) {
+func gunzip(data []byte, limit int64, path string, reserve Reserve) ([]byte, error) {
 	var zr *gzip.Reader
 	var err error
 	if v := gzipReaders.Get(); v != nil {
@@ -157,20 +167,19 @@ func gunzip(data []byte, limit int64, path string) ([]byte, error) {
 	}
 	defer gzipReaders.Put(zr)
 	// Typical event JSON compresses 5-10x; start there to avoid regrowth.
-	est := int64(len(data)) * 8
-	if est > limit {
-		est = limit
-	}
-	var out bytes.Buffer
-	out.Grow(int(est) + 512)
-	n, err := out.ReadFrom(io.LimitReader(zr, limit+1))
+	// Each doubling is reserved first, so a small body that inflates to the
+	// limit is accounted for as it inflates.
+	out, err := ReadLimited(zr, int64(len(data))*8+512, limit, reserve)
 	if err != nil {
+		if isRefused(err) {
+			return nil, err
+		}
 		return nil, errorf(http.StatusBadRequest, "invalid gzip data: %v", err)
 	}
-	if n > limit {
+	if n := int64(len(out)); n > limit {
 		return nil, tooBig(n, limit, path)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // looksJSON is true when the first non-space byte can start a request body.

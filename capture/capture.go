@@ -1,7 +1,10 @@
-// Package capture speaks PostHog's capture v0 wire format: it turns one HTTP
-// request to /batch, /e, /i/v0/e, /capture, /track or /engage into
-// normalised events, accepting and refusing exactly what PostHog's capture
-// service (capture-rs) would, with the same HTTP status.
+// Package capture speaks PostHog's capture wire formats: it turns one HTTP
+// request into normalised events, accepting and refusing exactly what
+// PostHog's capture service (capture-rs) would, with the same HTTP status.
+// Decode reads v0 (/batch, /e, /i/v0/e, /capture, /track, /engage);
+// DecodeV1 reads Capture v1 (/i/v1/analytics/events, see v1.go). It also
+// holds the rules for what PostHog accepts that the agent's config reuses:
+// a project token's shape (CheckToken) and the PostHog host URL (CheckHost).
 //
 // It is a pure library: no server, no disk. The api package bounds and reads
 // the request, calls Decode, stores Batch.Events in the spool, and answers
@@ -12,7 +15,7 @@
 // otherwise shift every event by the spool delay, and retries would not be
 // byte-identical (which PostHog's uuid+timestamp deduplication relies on).
 //
-// See /work/shared/reference/posthog-wire-contract.md §1 for the sources.
+// The rules follow capture-rs, rust/capture in github.com/PostHog/posthog.
 package capture
 
 import (
@@ -55,6 +58,10 @@ type Request struct {
 	Header http.Header // Content-Encoding, Content-Type
 	Body   []byte      // raw body as received, already bounded by the route limit
 	Now    time.Time   // server receive time, for clock-skew correction
+	// Reserve, when set, is told of every allocation decoding makes that
+	// grows with the payload (decompression, the normalised events), before
+	// it is made; its error is returned as is.
+	Reserve Reserve
 }
 
 // Options is the agent's ingest policy.
@@ -102,7 +109,7 @@ func errorf(status int, format string, args ...any) *Error {
 }
 
 // Decode decodes, validates and normalises the events of one request.
-// Every error it returns is an *Error.
+// Every error it returns is an *Error, except r.Reserve's, returned as is.
 func Decode(r Request, opt Options) (Batch, error) {
 	limit, ok := Route(r.Path)
 	if !ok {
@@ -110,6 +117,9 @@ func Decode(r Request, opt Options) (Batch, error) {
 	}
 	payload, err := payloadOf(r, limit)
 	if err != nil {
+		return Batch{}, err
+	}
+	if err := r.Reserve.take(DecodeCopies * int64(len(payload))); err != nil {
 		return Batch{}, err
 	}
 	req, err := parseRequest(payload, isEngagePath(r.Path))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -23,8 +22,8 @@ import (
 // produces, so the spool and the forwarder (which sends v0 /batch/) need no
 // change. The rules follow PostHog's rust/capture v1 handler (src/v1/
 // analytics: context.rs for headers, process.rs for validation and skew,
-// types.rs for options and the properties it injects); see
-// /work/shared/reference/posthog-wire-contract.md §1.8.
+// types.rs for options and the properties it injects) in
+// github.com/PostHog/posthog.
 
 // V1Path is the Capture v1 endpoint (also served with a trailing slash).
 const V1Path = "/i/v1/analytics/events"
@@ -101,6 +100,9 @@ func DecodeV1(r Request, opt Options) (Batch, map[string]V1Result, error) {
 	}
 	body, err := v1Body(r)
 	if err != nil {
+		return Batch{}, nil, err
+	}
+	if err := r.Reserve.take(DecodeCopies * int64(len(body))); err != nil {
 		return Batch{}, nil, err
 	}
 	now := r.Now
@@ -207,7 +209,10 @@ func v1Body(r Request) ([]byte, error) {
 	case "", "identity":
 		return raw, nil
 	case "gzip", "x-gzip":
-		out, err := gunzip(raw, V1BodyLimit, V1Path)
+		out, err := gunzip(raw, V1BodyLimit, V1Path, r.Reserve)
+		if isRefused(err) {
+			return nil, err
+		}
 		if err != nil {
 			var ce *Error
 			if asError(err, &ce) && ce.Status == http.StatusRequestEntityTooLarge {
@@ -222,15 +227,17 @@ func v1Body(r Request) ([]byte, error) {
 			return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "invalid deflate (zlib) data: %v", err)
 		}
 		defer zr.Close()
-		var out bytes.Buffer
-		n, err := out.ReadFrom(io.LimitReader(zr, V1BodyLimit+1))
+		out, err := ReadLimited(zr, int64(len(raw))*8, V1BodyLimit, r.Reserve)
+		if isRefused(err) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "invalid deflate (zlib) data: %v", err)
 		}
-		if n > V1BodyLimit {
+		if n := int64(len(out)); n > V1BodyLimit {
 			return nil, v1TooBig(n)
 		}
-		return out.Bytes(), nil
+		return out, nil
 	}
 	return nil, v1Errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
 		"Content-Encoding %q is not supported by this agent (it takes gzip or deflate; PostHog also takes zstd and br)", r.Header.Get("Content-Encoding"))

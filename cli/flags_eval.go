@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hogrelay/hogrelay/api"
 )
@@ -22,16 +23,22 @@ func (c *flagsEvalCmd) Usage() string {
 		return `usage: hogrelay flags get KEY --distinct-id ID [flags]
 
 Print flag KEY's value for a person (true, false or the variant), or with
---payload its payload. Exit status 3 when the agent could not answer.`
+--payload its payload. Exit status 3 when there is no answer (null is
+printed), 4 when the answer is PostHog's last one, from the agent's answer
+cache, because PostHog cannot be reached (stderr says how old it is).`
 	case "enabled":
 		return `usage: hogrelay flags enabled KEY --distinct-id ID [flags]
 
 Exit 0 when flag KEY is on (true or any variant) for a person, 1 when it is
-off, 3 when the agent could not answer. Prints nothing.`
+off or has no answer (stderr says why), 3 when the agent could not be asked.
+A cached answer (PostHog unreachable) counts as its value, so scripts keep
+working in an outage; stderr says it is cached.`
 	}
 	return `usage: hogrelay flags all --distinct-id ID [flags]
 
-Print every flag's value for a person as JSON.`
+Print every flag's value for a person as JSON ("sources" says local, remote
+or cached per flag). Exit status 4 when answers came from the answer cache
+because PostHog cannot be reached.`
 }
 
 func (c *flagsEvalCmd) Run(ctx context.Context, args []string) error {
@@ -78,6 +85,11 @@ func (c *flagsEvalCmd) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintln(c.stdout, string(out))
+		var all api.EvaluateAllAnswer
+		if json.Unmarshal(out, &all) == nil && !all.CachedAt.IsZero() {
+			c.cachedNote("answers", all.CachedAt)
+			return exitError{code: 4}
+		}
 		return nil
 	}
 	var ans api.EvaluateAnswer
@@ -88,6 +100,10 @@ func (c *flagsEvalCmd) Run(ctx context.Context, args []string) error {
 	}
 	if ans.Error != "" {
 		fmt.Fprintln(c.stderr, "hogrelay: no answer for", req.Key+":", ans.Error)
+	}
+	cached := ans.Source == "cached"
+	if cached {
+		c.cachedNote("the answer for "+req.Key, ans.CachedAt)
 	}
 	if c.sub == "enabled" {
 		on := ans.Value != nil && ans.Value != false
@@ -102,15 +118,25 @@ func (c *flagsEvalCmd) Run(ctx context.Context, args []string) error {
 		} else {
 			fmt.Fprintln(c.stdout, string(ans.Payload))
 		}
-		return nil
+	} else {
+		b, _ := json.Marshal(ans.Value)
+		if s, ok := ans.Value.(string); ok {
+			b = []byte(s)
+		}
+		fmt.Fprintln(c.stdout, string(b))
 	}
-	b, _ := json.Marshal(ans.Value)
-	if s, ok := ans.Value.(string); ok {
-		b = []byte(s)
-	}
-	fmt.Fprintln(c.stdout, string(b))
-	if ans.Error != "" {
+	switch {
+	case ans.Error != "":
 		return exitError{code: 3}
+	case cached:
+		return exitError{code: 4}
 	}
 	return nil
+}
+
+// cachedNote says on stderr that what follows is PostHog's last answer,
+// not a fresh one, and how old it is.
+func (c *flagsEvalCmd) cachedNote(what string, at time.Time) {
+	fmt.Fprintf(c.stderr, "hogrelay: %s cached: PostHog cannot be reached; this is its answer from %s ago (%s)\n",
+		what+" is", time.Since(at).Round(time.Second), at.Local().Format(time.RFC3339))
 }

@@ -47,6 +47,9 @@ func (c *flagsListCmd) Run(ctx context.Context, args []string) error {
 		age = time.Since(cache.FetchedAt).Round(time.Second).String() + " ago (" + cache.FetchedAt.Local().Format(time.RFC3339) + ")"
 	}
 	fmt.Fprintf(c.stdout, "source: %s   fetched: %s   etag: %s   flags: %d\n", cache.Source, age, orDash(cache.ETag), cache.FlagCount)
+	for _, l := range api.FlagModeLines(cache) {
+		fmt.Fprintln(c.stdout, l)
+	}
 	if cache.QuotaLimited {
 		fmt.Fprintln(c.stdout, "QUOTA LIMITED: PostHog reports the feature flags quota exceeded; flags are not evaluated")
 	}

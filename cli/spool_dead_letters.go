@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 
-	"github.com/hogrelay/hogrelay/api"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -40,7 +39,7 @@ func (c *deadLettersListCmd) Run(ctx context.Context, args []string) error {
 		return st.get(ctx, cl, c.stdout, "/hogrelay/v1/spool/dead-letters")
 	}
 	return st.withFile(true, func(s *spool.Spool) error {
-		out, err := api.ListDeadLetters(s, 1000)
+		out, err := s.DeadLetterList(1000)
 		if err != nil {
 			return err
 		}

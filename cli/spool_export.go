@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 
-	"github.com/hogrelay/hogrelay/api"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -38,7 +36,7 @@ func (c *spoolExportCmd) Run(ctx context.Context, args []string) error {
 		which = spool.DeadLetters
 	}
 	return st.withFile(true, func(s *spool.Spool) error {
-		_, err := api.WriteExport(bufio.NewWriter(c.stdout), s, which)
+		_, err := s.Export(c.stdout, which)
 		return err
 	})
 }

@@ -35,7 +35,7 @@ type salvageResult struct {
 
 func (c *spoolSalvageCmd) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("spool salvage")
-	st := addSpoolTarget(c.env, fs)
+	st := addAdminSpoolTarget(c.env, fs)
 	rest, err := parse(c.env, fs, c.Usage(), args, "FILE (the damaged spool file, e.g. /var/lib/hogrelay/spool.db.corrupt-…)")
 	if err != nil {
 		return err

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hogrelay/hogrelay/agent"
+	"github.com/hogrelay/hogrelay/api"
 )
 
 // statusCmd shows what the agent is doing.
@@ -63,6 +65,15 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 		state += " until " + f.Until.Local().Format(time.TimeOnly)
 	}
 	row("forwarder", "%s", state)
+	row("in flight", "%d requests (limit %.2g of max_in_flight %d)", f.InFlight, f.Limit, f.MaxInFlight)
+	drain := fmt.Sprintf("%.0f events/s over the last minute", f.DrainRate)
+	if f.EmptyIn > 0 {
+		drain += ", backlog empty in about " + (time.Duration(f.EmptyIn) * time.Second).String()
+	}
+	row("drain", "%s", drain)
+	if f.RefusingAll {
+		row("UPSTREAM", "PostHog refuses every event; they are kept (see last error)")
+	}
 	row("forwarded", "%d events in %d batches since start (%d retries)", f.EventsForwarded, f.Batches, f.Retries)
 	if !f.LastSuccess.IsZero() {
 		row("last success", "%s", f.LastSuccess.Local().Format(time.RFC3339))
@@ -79,6 +90,10 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 			age = (time.Duration(fl.AgeSeconds) * time.Second).String() + " old"
 		}
 		row("flags", "%d definitions from %s, %s", fl.FlagCount, fl.Source, age)
+		for _, l := range api.FlagModeLines(*fl) {
+			name, text, _ := strings.Cut(l, ": ")
+			row("flags "+name, "%s", text)
+		}
 		if fl.QuotaLimited {
 			row("flags quota", "LIMITED: flags are not evaluated until PostHog serves definitions again")
 		}

@@ -70,6 +70,9 @@ type ListenConfig struct {
 	// AllowedOrigins are browser origins (e.g. "http://localhost:3000") the
 	// TCP listener serves; requests with any other Origin are refused.
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// MaxConnections bounds the open connections of each listener, so a
+	// flood cannot use up the process's file descriptors (LimitNOFILE).
+	MaxConnections int `toml:"max_connections"`
 }
 
 // AdminSocketPath is the admin socket's path: admin_socket, or admin.sock
@@ -101,6 +104,10 @@ type IngestConfig struct {
 	// accepts; anything else gets 401 like PostHog would give for a bad key.
 	AllowedTokens []string `toml:"allowed_tokens"`
 	MaxEventBytes ByteSize `toml:"max_event_bytes"`
+	// MaxDecodeBytes bounds the bytes of request bodies being read and
+	// decoded at once (wire, decompressed and normalised); peak memory
+	// follows it (README "Security model").
+	MaxDecodeBytes ByteSize `toml:"max_decode_bytes"`
 }
 
 // SpoolConfig bounds the on-disk write-ahead spool.
@@ -118,6 +125,7 @@ type SpoolConfig struct {
 type ForwarderConfig struct {
 	BatchMaxEvents    int      `toml:"batch_max_events"`
 	BatchMaxBytes     ByteSize `toml:"batch_max_bytes"`
+	MaxInFlight       int      `toml:"max_in_flight"`
 	RequestTimeout    Duration `toml:"request_timeout"`
 	BackoffInitial    Duration `toml:"backoff_initial"`
 	BackoffMax        Duration `toml:"backoff_max"`
@@ -129,6 +137,18 @@ type ForwarderConfig struct {
 type FlagsConfig struct {
 	PollInterval        Duration `toml:"poll_interval"`
 	OnlyEvaluateLocally bool     `toml:"only_evaluate_locally"`
+	// GeoIPDisable is geoip_disable on the agent's own /flags calls (CLI,
+	// send_feature_flags): PostHog would locate the agent's server, not the
+	// user. SDK requests keep what the SDK sent.
+	GeoIPDisable bool `toml:"geoip_disable"`
+	// RemoteTimeout bounds one remote evaluation, its one retry included.
+	RemoteTimeout Duration `toml:"remote_timeout"`
+	// The answer cache keeps PostHog's last answer per evaluation context
+	// for offline use: at most this many entries and bytes (least recently
+	// used go first), none older than AnswerCacheMaxAge.
+	AnswerCacheMaxEntries int      `toml:"answer_cache_max_entries"`
+	AnswerCacheMaxBytes   ByteSize `toml:"answer_cache_max_bytes"`
+	AnswerCacheMaxAge     Duration `toml:"answer_cache_max_age"`
 	// DefinitionsKeys are bearer keys, besides personal_api_key, that
 	// local-evaluation SDKs may send to /flags/definitions on the TCP listener.
 	DefinitionsKeys []Secret `toml:"definitions_keys"`
@@ -145,9 +165,10 @@ func Default() Config {
 			SocketMode:      0o660,
 			AdminSocketMode: 0o600,
 			AllowedOrigins:  []string{},
+			MaxConnections:  4096,
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
-		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000},
+		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000, MaxDecodeBytes: 256 << 20},
 		Spool: SpoolConfig{
 			MaxBytes:     2 << 30,
 			WhenFull:     "reject",
@@ -156,13 +177,17 @@ func Default() Config {
 		Forwarder: ForwarderConfig{
 			BatchMaxEvents:    1000,
 			BatchMaxBytes:     5 << 20,
+			MaxInFlight:       16,
 			RequestTimeout:    Duration(30 * time.Second),
 			BackoffInitial:    Duration(time.Second),
-			BackoffMax:        Duration(5 * time.Minute),
+			BackoffMax:        Duration(5 * time.Second),
 			AuthRetryInterval: Duration(5 * time.Minute),
 			ShutdownTimeout:   Duration(10 * time.Second),
 		},
-		Flags: FlagsConfig{PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}},
+		Flags: FlagsConfig{
+			PollInterval: Duration(30 * time.Second), DefinitionsKeys: []Secret{}, GeoIPDisable: true, RemoteTimeout: Duration(2500 * time.Millisecond),
+			AnswerCacheMaxEntries: 100_000, AnswerCacheMaxBytes: 64 << 20, AnswerCacheMaxAge: Duration(7 * 24 * time.Hour),
+		},
 	}
 }
 

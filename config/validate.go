@@ -113,6 +113,9 @@ func (l ListenConfig) validate() *problem {
 	if p := l.AdminSocketPath(); p != "" && p == l.Socket {
 		return problemf("admin_socket", "%q is the producer socket; the admin socket needs its own path", p)
 	}
+	if l.MaxConnections < 16 || l.MaxConnections > 60000 {
+		return problemf("max_connections", "%d is out of range (16 to 60000; each listener's limit must stay below the unit's LimitNOFILE=65536)", l.MaxConnections)
+	}
 	for i, o := range l.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return problemf("allowed_origins", "entry %d: %q is not an origin (use e.g. \"http://localhost:3000\": scheme, host, optional port)", i, o)
@@ -149,6 +152,9 @@ func (in IngestConfig) validate() *problem {
 	if in.MaxEventBytes < 1024 || in.MaxEventBytes > 2<<20 {
 		return problemf("max_event_bytes", "%s is out of range (1KiB to 2MiB; PostHog drops events over ~1MB)", in.MaxEventBytes)
 	}
+	if in.MaxDecodeBytes < 128<<20 {
+		return problemf("max_decode_bytes", "%s is too small (at least 128MiB: decoding one 20MiB batch takes up to ~85MiB)", in.MaxDecodeBytes)
+	}
 	return nil
 }
 
@@ -171,6 +177,9 @@ func (f ForwarderConfig) validate(in IngestConfig) *problem {
 	}
 	if f.BatchMaxBytes < in.MaxEventBytes || f.BatchMaxBytes > 20<<20 {
 		return problemf("batch_max_bytes", "%s is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)", f.BatchMaxBytes)
+	}
+	if f.MaxInFlight < 1 || f.MaxInFlight > 256 {
+		return problemf("max_in_flight", "%d is out of range (1 to 256; 1 sends one batch at a time in strict order)", f.MaxInFlight)
 	}
 	for _, d := range []struct {
 		key string
@@ -200,6 +209,18 @@ func (f FlagsConfig) validate() *problem {
 		if len(k) < 8 {
 			return problemf("definitions_keys", "entry %d is shorter than 8 characters; use a long random key", i)
 		}
+	}
+	if f.RemoteTimeout < Duration(100*time.Millisecond) || f.RemoteTimeout > Duration(time.Minute) {
+		return problemf("remote_timeout", "%s is out of range (100ms to 1m; keep it below the SDKs' own 3s so they get the agent's answer)", f.RemoteTimeout)
+	}
+	if f.AnswerCacheMaxEntries < 1 {
+		return problemf("answer_cache_max_entries", "must be at least 1")
+	}
+	if f.AnswerCacheMaxBytes < 64<<10 {
+		return problemf("answer_cache_max_bytes", "%s is too small (at least 64KiB)", f.AnswerCacheMaxBytes)
+	}
+	if f.AnswerCacheMaxAge < Duration(time.Minute) {
+		return problemf("answer_cache_max_age", "%s is too short (at least 1m)", f.AnswerCacheMaxAge)
 	}
 	return nil
 }

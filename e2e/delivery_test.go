@@ -17,12 +17,13 @@ import (
 )
 
 // The headline promise: events acknowledged during an outage survive two
-// kill -9s and arrive once the network is back, in order, with their
-// original timestamps, and without sent_at.
+// kill -9s and arrive once the network is back, in order (max_in_flight = 1
+// keeps strict spool order; with more, neighbouring batches may land out of
+// order), with their original timestamps, and without sent_at.
 func TestOutageAndKill9LoseNoAcknowledgedEvent(t *testing.T) {
 	up := newUpstream(t)
 	up.SetDefault(fakeposthog.Response{Status: 503})
-	a := startAgent(t, up)
+	a := startAgent(t, up, "forwarder.max_in_flight = 1")
 
 	var all []string
 	sent := map[string]map[string]any{}

@@ -120,11 +120,20 @@ func writeConfig(t *testing.T, dir, socket, host string, overrides ...string) st
 // real binary.
 func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agentProc {
 	t.Helper()
+	return startAgentCmd(t, up, []string{binary}, overrides...)
+}
+
+// startAgentCmd is startAgent running argv instead of the test binary: a
+// non-race build, or prlimit in front of one. argv's last element is the
+// hogrelay binary, which gets "serve --config …".
+func startAgentCmd(t *testing.T, up *fakeposthog.Server, argv []string, overrides ...string) *agentProc {
+	t.Helper()
 	dir := testagent.Dir(t)
 	socket := testagent.Socket(dir)
 	a := &agentProc{t: t, dir: dir, socket: socket, up: up}
 	a.cfgPath = writeConfig(t, dir, socket, up.URL(), overrides...)
-	a.Process = testagent.NewProcess(t, binary, a.cfgPath, socket)
+	a.Process = testagent.NewProcess(t, argv[len(argv)-1], a.cfgPath, socket)
+	a.Prefix = argv[:len(argv)-1]
 	a.logs, a.http = a.Logs, a.HTTP
 	a.adminSocket = filepath.Join(dir, "admin.sock")
 	a.admin = unixClient(a.adminSocket)

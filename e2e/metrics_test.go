@@ -35,9 +35,9 @@ func TestOpsMetricsThroughOutageAndRecovery(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		m := a.opsMetrics()
-		retries, _ := opsMetric(m, "hogrelay_forward_retries_total")
-		age, _ := opsMetric(m, "hogrelay_spool_oldest_event_age_seconds")
-		return retries > 0 && age > 0
+		retries, _ := opsMetric(m, "hogrelay_forwarder_retries_total")
+		oldest, _ := opsMetric(m, "hogrelay_spool_oldest_event_timestamp_seconds")
+		return retries > 0 && oldest > 0
 	}, 20*time.Second, 50*time.Millisecond, "no retries or no aged spool in /metrics")
 
 	during := a.opsMetrics()
@@ -47,23 +47,23 @@ func TestOpsMetricsThroughOutageAndRecovery(t *testing.T) {
 			labels []string
 			check  func(t *testing.T, v float64)
 		}{
-			{"hogrelay_ingest_requests_total", []string{"endpoint=/batch", "result=ok"}, func(t *testing.T, v float64) { require.EqualValues(t, 4, v) }},
-			{"hogrelay_ingest_requests_total", []string{"endpoint=/batch", "result=400"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
-			{"hogrelay_ingest_requests_total", []string{"endpoint=/e", "result=ok"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
-			{"hogrelay_ingest_events_total", []string{"endpoint=/batch"}, func(t *testing.T, v float64) { require.EqualValues(t, 34, v) }},
-			{"hogrelay_ingest_events_total", []string{"endpoint=/e"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
+			{"hogrelay_http_capture_requests_total", []string{"endpoint=/batch", "code=200"}, func(t *testing.T, v float64) { require.EqualValues(t, 4, v) }},
+			{"hogrelay_http_capture_requests_total", []string{"endpoint=/batch", "code=400"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
+			{"hogrelay_http_capture_requests_total", []string{"endpoint=/e", "code=200"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
+			{"hogrelay_http_captured_events_total", []string{"endpoint=/batch"}, func(t *testing.T, v float64) { require.EqualValues(t, 34, v) }},
+			{"hogrelay_http_captured_events_total", []string{"endpoint=/e"}, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
 			{"hogrelay_spool_events", nil, func(t *testing.T, v float64) { require.EqualValues(t, len(stuck), v) }},
 			{"hogrelay_spool_bytes", nil, func(t *testing.T, v float64) { require.Greater(t, v, float64(len(stuck)*50)) }},
-			{"hogrelay_spool_oldest_event_age_seconds", nil, func(t *testing.T, v float64) { require.Greater(t, v, 0.0) }},
+			{"hogrelay_spool_oldest_event_timestamp_seconds", nil, func(t *testing.T, v float64) { require.Greater(t, v, 0.0) }},
 			{"hogrelay_spool_dead_letter_events", nil, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
-			{"hogrelay_forward_request_duration_seconds_count", []string{"status=503"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
-			{"hogrelay_forward_request_duration_seconds_count", []string{"status=400"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
-			{"hogrelay_forward_request_duration_seconds_bucket", []string{"status=503", "le=+Inf"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
-			{"hogrelay_forward_retries_total", nil, func(t *testing.T, v float64) { require.Greater(t, v, 0.0) }},
-			{"hogrelay_forward_dead_lettered_total", nil, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
-			{"hogrelay_forward_events_total", nil, func(t *testing.T, v float64) { require.EqualValues(t, len(good), v) }},
-			{"hogrelay_forwarder_up", nil, nil}, // 0 or 1 depending on the instant: only present
-			{"hogrelay_flags_cache_age_seconds", nil, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 0.0) }},
+			{"hogrelay_forwarder_request_duration_seconds_count", []string{"code=503"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
+			{"hogrelay_forwarder_request_duration_seconds_count", []string{"code=400"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
+			{"hogrelay_forwarder_request_duration_seconds_bucket", []string{"code=503", "le=+Inf"}, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
+			{"hogrelay_forwarder_retries_total", nil, func(t *testing.T, v float64) { require.Greater(t, v, 0.0) }},
+			{"hogrelay_forwarder_dead_lettered_events_total", nil, func(t *testing.T, v float64) { require.EqualValues(t, 1, v) }},
+			{"hogrelay_forwarder_events_total", nil, func(t *testing.T, v float64) { require.EqualValues(t, len(good), v) }},
+			{"hogrelay_forwarder_state", []string{"state=backing_off"}, nil}, // 0 or 1 depending on the instant: every state is always present
+			{"hogrelay_flags_definitions_fetched_timestamp_seconds", nil, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 0.0) }},
 			{"hogrelay_flags_polls_total", nil, func(t *testing.T, v float64) { require.GreaterOrEqual(t, v, 1.0) }},
 			{"hogrelay_flags_definitions", nil, func(t *testing.T, v float64) { require.EqualValues(t, 5, v) }},
 		}
@@ -76,7 +76,7 @@ func TestOpsMetricsThroughOutageAndRecovery(t *testing.T) {
 				}
 			})
 		}
-		_, ok := opsMetric(during, "hogrelay_forward_request_duration_seconds_count", "status=200")
+		_, ok := opsMetric(during, "hogrelay_forwarder_request_duration_seconds_count", "code=200")
 		require.True(t, ok, "the first, successful round was observed with status 200")
 	})
 
@@ -86,21 +86,22 @@ func TestOpsMetricsThroughOutageAndRecovery(t *testing.T) {
 
 	after := a.opsMetrics()
 	t.Run("after recovery", func(t *testing.T) {
-		ok200, ok := opsMetric(after, "hogrelay_forward_request_duration_seconds_count", "status=200")
+		ok200, ok := opsMetric(after, "hogrelay_forwarder_request_duration_seconds_count", "code=200")
 		require.True(t, ok)
-		before200, _ := opsMetric(during, "hogrelay_forward_request_duration_seconds_count", "status=200")
+		before200, _ := opsMetric(during, "hogrelay_forwarder_request_duration_seconds_count", "code=200")
 		require.Greater(t, ok200, before200, "the recovery's requests are observed with status 200")
-		n503, _ := opsMetric(after, "hogrelay_forward_request_duration_seconds_count", "status=503")
+		n503, _ := opsMetric(after, "hogrelay_forwarder_request_duration_seconds_count", "code=503")
 		require.GreaterOrEqual(t, n503, 1.0)
-		fwd, _ := opsMetric(after, "hogrelay_forward_events_total")
+		fwd, _ := opsMetric(after, "hogrelay_forwarder_events_total")
 		require.EqualValues(t, len(good)+len(stuck), fwd)
-		age, _ := opsMetric(after, "hogrelay_spool_oldest_event_age_seconds")
-		require.Zero(t, age)
-		up1, _ := opsMetric(after, "hogrelay_forwarder_up")
-		require.EqualValues(t, 1, up1)
+		oldest, _ := opsMetric(after, "hogrelay_spool_oldest_event_timestamp_seconds")
+		require.Zero(t, oldest, "0 when the spool is empty")
+		idle, _ := opsMetric(after, "hogrelay_forwarder_state", "state=idle")
+		sending, _ := opsMetric(after, "hogrelay_forwarder_state", "state=sending")
+		require.EqualValues(t, 1, idle+sending, "idle or sending once PostHog is back")
 		last, _ := opsMetric(after, "hogrelay_forwarder_last_success_timestamp_seconds")
 		require.InDelta(t, float64(time.Now().Unix()), last, 60)
-		req, _ := opsMetric(after, "hogrelay_ingest_requests_total", "endpoint=/batch", "result=ok")
+		req, _ := opsMetric(after, "hogrelay_http_capture_requests_total", "endpoint=/batch", "code=200")
 		require.EqualValues(t, 4, req, "counters do not move without traffic")
 	})
 }

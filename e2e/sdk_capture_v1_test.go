@@ -29,7 +29,7 @@ func TestSDKPosthogNodeCaptureV1(t *testing.T) {
 	require.NoError(t, up.WaitForUUIDs(waitCtx(t, 30*time.Second), uuids))
 
 	metrics := a.do("GET", "/metrics", nil, nil).body
-	require.Contains(t, metrics, `hogrelay_ingest_events_total{endpoint="/i/v1/analytics/events"} 5`, "the SDK used Capture v1")
+	require.Contains(t, metrics, `hogrelay_http_captured_events_total{endpoint="/i/v1/analytics/events"} 5`, "the SDK used Capture v1")
 	for _, e := range up.Events() {
 		require.Equal(t, "v1_event", e.Event)
 		require.Equal(t, "sess-1", e.Properties["$session_id"])

@@ -131,12 +131,24 @@ func TestSDKPosthogNodeCompat(t *testing.T) {
 	require.Len(t, out.Results, len(subjects))
 	var mismatches []string
 	counts := map[string]int{}
+	nodeDiffers := map[string]int{} // named differences: subjects on which posthog-node differs
 	for _, s := range subjects {
 		r, ok := out.Results[s.DistinctID]
 		require.True(t, ok, "no results for %s", s.DistinctID)
 		for _, k := range flagKeys {
 			lv, rv := r.Local[k], r.Remote[k]
 			lp, rp := r.LocalPayload[k], r.RemotePayload[k]
+			if d, ok := sdkServiceDifferences[k]; ok {
+				problem, differs := sdkCheckDifference(d, s, lv, rv)
+				if problem != "" {
+					mismatches = append(mismatches, fmt.Sprintf("flag %q, %s: %s\n    subject: %s", k, s.DistinctID, problem, s.describe()))
+				}
+				if differs {
+					nodeDiffers[k]++
+				}
+				counts["named differences"]++
+				continue
+			}
 			if sdkLeftOutByFlags[k] {
 				if problem := sdkCheckLeftOut(r, k); problem != "" {
 					mismatches = append(mismatches, fmt.Sprintf("flag %q, %s: %s", k, s.DistinctID, problem))
@@ -165,6 +177,13 @@ func TestSDKPosthogNodeCompat(t *testing.T) {
 		}
 	}
 	t.Logf("compared %d subjects × %d flags: %v", len(subjects), len(flagKeys), counts)
+	for k, d := range sdkServiceDifferences {
+		if nodeDiffers[k] == 0 {
+			mismatches = append(mismatches, fmt.Sprintf("named difference %q: posthog-node now answers as the service for every subject; "+
+				"move it to the compared flags (%s)", k, d.why))
+		}
+		t.Logf("named difference %q: posthog-node differs from the service for %d of %d subjects: %s", k, nodeDiffers[k], len(subjects), d.why)
+	}
 	if len(mismatches) > 0 {
 		const show = 40
 		msg := strings.Join(mismatches[:min(show, len(mismatches))], "\n")
@@ -351,7 +370,7 @@ func sdkCheckSpread(t *testing.T, out sdkOutput, subjects []sdkSubject, keys []s
 		for _, s := range subjects {
 			seen[string(out.Results[s.DistinctID].Local[k])] = true
 		}
-		if !constant[k] {
+		if _, named := sdkServiceDifferences[k]; !constant[k] && !named {
 			require.GreaterOrEqual(t, len(seen), 2, "flag %q had one answer for every subject (%v): the comparison proves nothing for it", k, seen)
 		}
 	}
@@ -489,7 +508,13 @@ func sdkCheckEvents(t *testing.T, up *fakeposthog.Server, out sdkOutput, eventsF
 			require.NotContains(t, rf.Properties, "$feature/"+k, "%s: PostHog's /flags leaves %s out", rf.Event, k)
 			continue
 		}
+		want := map[string]json.RawMessage{lf.Event: v, rf.Event: v}
+		if _, named := sdkServiceDifferences[k]; named {
+			// Each client attaches its own answer, which differ by design.
+			want[rf.Event] = res.Remote[k]
+		}
 		for _, ev := range []fakeposthog.Event{lf, rf} {
+			v := want[ev.Event]
 			got, ok := ev.Properties["$feature/"+k]
 			require.True(t, ok, "%s: no $feature/%s", ev.Event, k)
 			gb, _ := json.Marshal(got)
@@ -599,56 +624,32 @@ func sdkVariants(kv ...any) map[string]any {
 	return map[string]any{"variants": vs}
 }
 
-// sdkFlagDefinitions is the definitions document the test serves: 40 flags
+// sdkFlagDefinitions is the definitions document the test serves: flags
 // covering rollouts, multivariate flags with payloads, variant overrides,
 // person filters with most operators, group flags, cohorts, flag
 // dependencies, device_id bucketing, experience continuity, a static cohort,
-// holdouts (person, multivariate with a holdout payload, group), a boolean
-// flag whose first conditions need properties some subjects lack, legacy
-// super_groups and holdout_groups (read by neither side), and an inactive
-// flag (left out of /flags answers; see sdkLeftOutByFlags).
-//
-// Left out on purpose: cases where posthog-node 5.70.0's local evaluation
-// differs from PostHog's flags service (rust/feature-flags), found by running
-// this harness over them. hogrelay answers as the service does in each:
-//
-//   - gt/gte/lt/lte on a value that is not a number in Rust's f64 grammar:
-//     posthog-node compares strings or uses JS parseFloat, the service says
-//     false. {"s" gt "a"} with s="b": node true. {"s" lt 25} with s="10abc",
-//     "  5" or "": node true (parseFloat("10abc") is 10). {"n" gte 1} and
-//     {"n" gt 0} with n=true: node true ("true" >= "1" as strings).
-//     {"n" gt "abc"} with n=true: node true.
-//   - is_date_before with a numeric property: the service reads 1717200000 as
-//     Unix seconds (2024-06-01), node as milliseconds (1970-01-20), so
-//     {"d" is_date_before "2024-03-01"} with d=1717200000 is true in node.
-//   - semver with a pre-release or a fourth component: node drops them, so
-//     "3.0.0-beta.1" semver_eq "3.0.0" and "2.3.0.1" semver_gt "2.2.9" (and
-//     semver_wildcard "2.*") are true in node, false in the service.
-//   - a multivariate flag with a condition node cannot decide (a person
-//     property not passed), followed by a condition that matches: node
-//     returns the later condition's variant, where the service, which has the
-//     stored property, may match the earlier condition (and its variant
-//     override). The same on a boolean flag with early_exit: a first
-//     condition node cannot decide, then a 100 % condition: node says true,
-//     the service says false for a person who has the property and is out of
-//     the first condition's rollout. hogrelay defers both to PostHog.
-//   - early access (filters.feature_enrollment): node ignores it and answers
-//     from the conditions; the service answers from the person property
-//     $feature_enrollment/<key> when the person has it. hogrelay answers from
-//     it when the caller passes it and defers when not (PostHog may have it).
+// holdouts (person, multivariate with a holdout payload, group), boolean and
+// multivariate flags whose first conditions need properties some subjects
+// lack, legacy super_groups and holdout_groups (read by neither side), an
+// inactive flag (left out of /flags answers; see sdkLeftOutByFlags), and the
+// flags on which posthog-node 5.70.0 and PostHog's flags service
+// (rust/feature-flags) differ, each named in sdkServiceDifferences with what
+// each side answers; the agent must answer as the service there.
 //
 // A payload whose stored text is a JSON string literal holding JSON (flag
 // payload-string-literal) once came out of the agent's /flags decoded one
 // level too far; eval.Result.StoredPayload now carries the text as stored.
 //
-// Also left out, where only one side can decide (no wrong answer): exact on
-// integer properties or with numbers in the filter list, between, is_date_exact,
-// leading-zero versions ("02.3.0"), regex on non-ASCII values, a missing
-// group_type_mapping index, device_id flags without a device id (with or
-// without a holdout: the service hashes the distinct id for the holdout), and
-// holdouts the service cannot decode (a string id, a missing percentage,
-// which node ignores) (node defers or ignores, hogrelay answers as the service
-// or defers); an empty cohort ({}) (node answers, hogrelay defers).
+// Not served, because only one side can decide and nothing is wrong either
+// way (node defers or ignores, hogrelay answers as the service or defers):
+// exact on integer properties or with numbers in the filter list, between,
+// is_date_exact, leading-zero versions ("02.3.0"), regex on non-ASCII values,
+// device_id flags without a device id (with or without a holdout: the
+// service hashes the distinct id for the holdout), an empty cohort ({})
+// (node answers, hogrelay defers), and flags the service cannot decode (a
+// holdout with a string id or no percentage, a variant without
+// rollout_percentage, a filter without type), which the service never
+// serves while node evaluates or ignores them.
 func sdkFlagDefinitions() []byte {
 	conds := func(cs ...map[string]any) []map[string]any { return cs }
 	flags := []map[string]any{
@@ -745,6 +746,13 @@ func sdkFlagDefinitions() []byte {
 			sdkCond(100, sdkPersonProp("signup_date", "is_date_before", "2024-06-01T00:00:00Z")),
 			sdkCond(100, sdkPersonProp("country", "exact", []any{"US", "CA"}))),
 			"payloads": map[string]any{"true": `{"either": "way"}`}}),
+		// A multivariate flag whose first condition needs a property some
+		// subjects lack, with no variant override: whichever condition
+		// PostHog matches, the variant is the same hash, so both answer.
+		sdkFlagDef(50, "mv-undecided-then-match", map[string]any{"groups": conds(
+			sdkCond(100, sdkPersonProp("beta_opt_in", "exact", []any{"true"})), sdkCond(100)),
+			"multivariate": sdkVariants("first", 50, "second", 50),
+			"payloads":     map[string]any{"first": `{"f": 1}`, "second": `{"s": 2}`}}),
 		// Legacy keys neither the service nor posthog-node reads any more.
 		sdkFlagDef(39, "legacy-super-groups", map[string]any{"groups": conds(sdkCond(100, sdkPersonProp("plan", "exact", "pro"))),
 			"super_groups": []any{map[string]any{"properties": []any{sdkPersonProp("$feature_enrollment/legacy-super-groups", "exact", []any{"true"})}, "rollout_percentage": 100}}}),
@@ -752,6 +760,7 @@ func sdkFlagDefinitions() []byte {
 			"holdout_groups": []any{map[string]any{"properties": []any{}, "rollout_percentage": 100, "variant": "holdout-9"}}}),
 	)
 
+	flags = append(flags, sdkDifferenceFlags()...)
 	doc := map[string]any{
 		"flags":              flags,
 		"group_type_mapping": map[string]string{"0": "company", "1": "project"},

@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -63,6 +64,7 @@ func newFake(t *testing.T) *fakePostHog {
 
 func (f *fakePostHog) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body)) // scripts may read it too
 	f.mu.Lock()
 	f.counts[r.URL.Path]++
 	n := f.counts[r.URL.Path]
@@ -159,6 +161,8 @@ type harness struct {
 	dir   string
 }
 
+var openByDir sync.Map // dir -> *Service
+
 // newService builds a Service against host with a manual clock, no jitter,
 // and debug logs captured. mod adjusts the Options first.
 func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
@@ -170,14 +174,22 @@ func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 		PersonalAPIKey: testKey,
 		PollInterval:   10 * time.Second,
 		Dir:            dir,
+		GeoIPDisable:   true,
 		Logger:         log,
 	}
 	if mod != nil {
 		mod(&o)
 	}
 	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	// A new service on a directory in use is a restart: the old one stops
+	// first, as an agent's does, and lets go of the answer cache.
+	if prev, ok := openByDir.Load(dir); ok {
+		_ = prev.(*Service).Close()
+	}
 	s, err := New(o)
 	require.NoError(t, err)
+	openByDir.Store(dir, s)
+	t.Cleanup(func() { _ = s.Close() })
 	s.now = c.now
 	s.jitter = func(d time.Duration) time.Duration { return d }
 	return harness{svc: s, logs: logs, clock: c, dir: dir}

@@ -228,6 +228,8 @@ func (s *Service) fetchFrom(ctx context.Context, i int) error {
 	case code == http.StatusPaymentRequired:
 		s.enterQuotaLimited(cur)
 		return &fetchError{kind: "quota", err: fmt.Errorf("flags: GET %s: status 402: %w", u, ErrQuotaLimited)}
+	case code >= 300 && code < 400:
+		return &fetchError{kind: "redirect", err: redirectError("GET", u, resp)}
 	default:
 		fe := &fetchError{kind: "status " + strconv.Itoa(code), err: fmt.Errorf("flags: GET %s: status %d%s%s", u, code, s.detail(resp.Body), hint(code))}
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {

@@ -266,12 +266,14 @@ func TestQuotaLimitedStopsAnswersAndRecovers(t *testing.T) {
 
 func TestPollingDisabled(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		mod  func(*Options)
+		name   string
+		mod    func(*Options)
+		remote bool // with a project key, /flags still answers
+		why    string
 	}{
-		{"no personal key", func(o *Options) { o.PersonalAPIKey = "" }},
-		{"no project token", func(o *Options) { o.ProjectToken = "" }},
-		{"no host", func(o *Options) { o.Host = "" }},
+		{"no personal key", func(o *Options) { o.PersonalAPIKey = "" }, true, "no personal API key"},
+		{"no project token", func(o *Options) { o.ProjectToken = "" }, false, "no project API key"},
+		{"no host", func(o *Options) { o.Host = "" }, false, "no PostHog host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
@@ -284,8 +286,14 @@ func TestPollingDisabled(t *testing.T) {
 			require.Zero(t, f.count("/flags/definitions"))
 			st := h.svc.Status()
 			require.False(t, st.PollingEnabled)
-			require.False(t, st.RemoteEnabled)
+			require.Contains(t, st.PollingOff, tc.why)
+			require.Equal(t, tc.remote, st.RemoteEnabled)
 			require.Equal(t, "none", st.Source)
+			if tc.remote {
+				require.Equal(t, "remote", st.Answers)
+			} else {
+				require.Equal(t, "none", st.Answers)
+			}
 		})
 	}
 }

@@ -12,12 +12,14 @@ import (
 // CaptureProperties answers capture's send_feature_flags: the flag
 // properties ($feature/<key>, $active_feature_flags) for an event of
 // distinctID in groups, as the inside of a JSON object ("" adds nothing).
-// It answers from local evaluation only: ingest must not wait on the
-// network. Flags that need the server are left out, as PostHog's SDKs leave
-// out flags they could not evaluate.
+// Like the SDKs' capture(send_feature_flags=True), what local evaluation
+// cannot decide is asked of PostHog's /flags (bounded by the remote timeout,
+// failing fast while PostHog is unreachable, answered from the answer cache
+// then). Flags nobody could answer are left out, as the SDKs leave out
+// flags they could not evaluate.
 func (s *Service) CaptureProperties(distinctID string, groups map[string]string) string {
 	all, err := s.All(context.Background(), Ask{
-		Input: eval.Input{DistinctID: distinctID, Groups: groups}, OnlyLocal: true,
+		Input: eval.Input{DistinctID: distinctID, Groups: groups}, UserAgent: userAgent,
 	})
 	if err != nil && len(all.Flags) == 0 {
 		return ""

@@ -45,8 +45,11 @@ func TestInconclusiveFlagAsksPostHog(t *testing.T) {
 		Groups:           map[string]string{"company": "acme"},
 		PersonProperties: map[string]any{"plan": "pro"},
 	}
-	r, err := h.svc.Flag(context.Background(), "needs-server", Ask{Input: in, UserAgent: "posthog-python/7.42.0"})
+	ans, err := h.svc.Flag(context.Background(), "needs-server", Ask{Input: in, UserAgent: "posthog-python/7.42.0"})
 	require.NoError(t, err)
+	require.Equal(t, SourceRemote, ans.Source)
+	require.Equal(t, "0190a3f0-0000-7000-8000-000000000000", ans.RequestID, "PostHog's request id, for $feature_flag_called")
+	r := ans.Result
 	require.Equal(t, eval.Result{
 		Key: "needs-server", Enabled: true, Variant: "test", Payload: json.RawMessage(`{"n":1}`), StoredPayload: json.RawMessage(`"{\"n\":1}"`),
 		Reason: eval.Reason{Code: "condition_match", ConditionIndex: ptr(0), Description: "Matched condition set 1"},
@@ -110,7 +113,6 @@ func TestNoKeysMeansNoRemote(t *testing.T) {
 		name string
 		mod  func(*Options)
 	}{
-		{"no personal key", func(o *Options) { o.PersonalAPIKey = "" }},
 		{"no project token", func(o *Options) { o.ProjectToken = "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +190,7 @@ func TestNoDefinitionsAsksPostHogForEverything(t *testing.T) {
 	all, err := h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"needs-server"}, keys(all.Flags))
-	require.Empty(t, all.Local)
+	require.Equal(t, map[string]Source{"needs-server": SourceRemote}, all.Source)
 	_, body := f.last()
 	require.NotContains(t, string(body), "flag_keys_to_evaluate", "nil keys = every flag")
 }
@@ -201,11 +203,11 @@ func TestAllMergesLocalAndRemote(t *testing.T) {
 	require.NoError(t, err)
 	// always-off is inactive: left out, as PostHog's /flags leaves it out.
 	require.Equal(t, []string{"always-on", "needs-server"}, keys(all.Flags))
-	require.Equal(t, map[string]bool{"always-on": true}, all.Local)
+	require.Equal(t, map[string]Source{"always-on": SourceLocal, "needs-server": SourceRemote}, all.Source)
 	require.False(t, all.ErrorsWhileComputing)
 	require.Equal(t, "test", all.Flags["needs-server"].Value())
 	_, body := f.last()
-	var req flagsRequest
+	var req ownRequest
 	require.NoError(t, json.Unmarshal(body, &req))
 	require.Equal(t, []string{"needs-server"}, req.FlagKeys, "only what local evaluation could not decide")
 

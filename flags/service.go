@@ -7,11 +7,16 @@
 // rename, dir fsync). New loads that file before anything else, so after a
 // reboot with no network the agent answers from the last good set the moment
 // it is up. A flag that cannot be decided locally is asked of PostHog's /flags
-// when that is allowed; when nothing can answer, callers get ErrNoAnswer,
-// never a guess.
+// when that is allowed — with only a project key, every flag is. PostHog's
+// last answer for each evaluation context is kept on disk (answers.go), so a
+// context seen before is answered when PostHog cannot be reached, even right
+// after a restart; when nothing can answer, callers get ErrNoAnswer, never a
+// guess.
 //
 // Data flows one way: poll.go (network) → cache.go (disk) → answer.go (local
-// evaluation, then remote.go as the fallback).
+// evaluation, then remote.go, then answers.go when PostHog is unreachable).
+// called.go and properties.go turn answers into $feature_flag_called events
+// and send_feature_flags properties.
 package flags
 
 import (
@@ -38,9 +43,13 @@ const CacheFile = "flag-definitions.json"
 const (
 	// DefaultPollInterval matches posthog-python, -ruby and -node.
 	DefaultPollInterval = 30 * time.Second
-	// definitionsTimeout and remoteTimeout match the SDKs (wire contract §3.4, §4.4).
+	// definitionsTimeout matches the SDKs (wire contract §4.4).
 	definitionsTimeout = 10 * time.Second
-	remoteTimeout      = 3 * time.Second
+	// DefaultRemoteTimeout bounds one remote evaluation, its retry included.
+	// The SDKs give /flags 3s (wire contract §3.4); the agent answers an SDK
+	// within less, so the SDK gets the agent's answer (fresh, cached or
+	// "errors while computing") rather than its own timeout.
+	DefaultRemoteTimeout = 2500 * time.Millisecond
 	// maxBackoff caps the wait after repeated failures. A larger poll
 	// interval is never shortened by it.
 	maxBackoff = 5 * time.Minute
@@ -67,8 +76,16 @@ type Options struct {
 	Dir            string // data_dir; the cache file is Dir/flag-definitions.json
 	// OnlyEvaluateLocally forbids remote /flags calls for every question.
 	OnlyEvaluateLocally bool
-	HTTPClient          *http.Client // nil = a client with sensible dial/TLS timeouts
-	Logger              zerolog.Logger
+	// GeoIPDisable is sent as geoip_disable on the agent's own /flags calls
+	// (CLI, send_feature_flags): PostHog would locate the agent's server,
+	// not the user. SDK requests keep what the SDK sent.
+	GeoIPDisable bool
+	// RemoteTimeout bounds one remote evaluation; 0 = DefaultRemoteTimeout.
+	RemoteTimeout time.Duration
+	// AnswerCache bounds the on-disk cache of PostHog's answers.
+	AnswerCache AnswerCacheOptions
+	HTTPClient  *http.Client // nil = a client with sensible dial/TLS timeouts
+	Logger      zerolog.Logger
 }
 
 // Status is a snapshot for the status endpoint and the CLI.
@@ -82,13 +99,26 @@ type Status struct {
 	FlagCount      int
 	QuotaLimited   bool
 	PollingEnabled bool
-	RemoteEnabled  bool
-	PollInterval   time.Duration
-	LastError      string
-	LastErrorAt    time.Time
-	LastPollAt     time.Time
-	Polls          uint64
-	PollErrors     uint64
+	// PollingOff says why polling is off ("" while it is on).
+	PollingOff    string
+	RemoteEnabled bool
+	// RemoteOff says why remote evaluation is off ("" while it is on).
+	RemoteOff string
+	// Answers says what answers questions right now: "local" (definitions,
+	// and PostHog for what they cannot decide when remote is on), "remote"
+	// (PostHog's /flags), "cached" (PostHog cannot be reached: its last
+	// answers from disk) or "none".
+	Answers         string
+	RemoteOKAt      time.Time
+	RemoteLastError string
+	RemoteErrorAt   time.Time
+	AnswerCache     *AnswerCacheStats
+	PollInterval    time.Duration
+	LastError       string
+	LastErrorAt     time.Time
+	LastPollAt      time.Time
+	Polls           uint64
+	PollErrors      uint64
 }
 
 // definitions is one immutable set of flags. A 304 makes a copy with a new
@@ -111,8 +141,11 @@ type Service struct {
 	dir            string
 	cachePath      string
 	onlyLocal      bool
+	geoIPDisable   bool
 	pollingEnabled bool
+	pollingOff     string
 	client         *http.Client
+	answers        *answerCache // nil when it could not be opened
 	log            zerolog.Logger
 
 	defs  atomic.Pointer[definitions] // nil until something loaded
@@ -136,8 +169,14 @@ type Service struct {
 	pollErrors  uint64
 	remoteDown  time.Time // remote calls fail fast until then
 	remoteErr   error     // why, for the fast failure
+	// The last /flags outcome, for Status.
+	remoteOKAt    time.Time
+	remoteLastErr string
+	remoteErrAt   time.Time
 
 	wake chan struct{} // SetPollInterval nudges Run to re-plan its wait
+
+	metrics *metrics
 
 	// Seams for tests; real defaults set in New.
 	remoteTimeout time.Duration
@@ -166,34 +205,70 @@ func New(o Options) (*Service, error) {
 	if client == nil {
 		client = defaultClient()
 	}
+	if o.RemoteTimeout <= 0 {
+		o.RemoteTimeout = DefaultRemoteTimeout
+	}
 	s := &Service{
 		host:          host,
+		metrics:       newMetrics(),
 		token:         o.ProjectToken,
 		key:           o.PersonalAPIKey,
 		dir:           o.Dir,
 		cachePath:     filepath.Join(o.Dir, CacheFile),
 		onlyLocal:     o.OnlyEvaluateLocally,
+		geoIPDisable:  o.GeoIPDisable,
 		client:        client,
 		log:           o.Logger.With().Str("component", "flags").Logger(),
 		interval:      o.PollInterval,
 		wake:          make(chan struct{}, 1),
 		now:           time.Now,
-		remoteTimeout: remoteTimeout,
+		remoteTimeout: o.RemoteTimeout,
 		after:         time.After,
 		jitter:        jitter10,
 	}
 	switch {
-	case s.key == "":
-		s.log.Info().Msg("flag definitions polling is off: no personal API key; evaluating from the disk cache only")
 	case s.host == "":
-		s.log.Warn().Msg("flag definitions polling is off: no PostHog host")
+		s.pollingOff = "there is no PostHog host ([posthog] host)"
 	case s.token == "":
-		s.log.Warn().Msg("flag definitions polling is off: no project API key (the definitions endpoint needs ?token=)")
+		s.pollingOff = "there is no project API key ([posthog] api_key; the definitions endpoint needs ?token=)"
+	case s.key == "":
+		s.pollingOff = "there is no personal API key ([posthog] personal_api_key), which local evaluation needs"
 	default:
 		s.pollingEnabled = true
 	}
+	if !s.pollingEnabled {
+		mode := "flags are answered from the definitions cache file only, if there is one"
+		if why := s.remoteBlocked(false, ""); why == "" {
+			mode = "flags are asked of PostHog's /flags (remote evaluation)"
+		}
+		s.log.Info().Msg("flag definitions polling is off: " + s.pollingOff + "; " + mode)
+	}
 	s.loadCache()
+	var err error
+	if s.answers, err = openAnswerCache(filepath.Join(o.Dir, AnswerFile), o.AnswerCache, func() time.Time { return s.now() }, s.log); err != nil {
+		// Remote answers still work; only offline answers are lost.
+		s.log.Error().Err(err).Msg("flag answers will not be kept for offline use")
+		s.setError(err)
+		s.answers = nil
+	}
 	return s, nil
+}
+
+// Close saves queued answers and closes the answer cache. Call it once,
+// after the last question.
+func (s *Service) Close() error {
+	if s.answers == nil {
+		return nil
+	}
+	return s.answers.close()
+}
+
+// ClearAnswers empties the answer cache (`hogrelay flags cache clear`).
+func (s *Service) ClearAnswers() error {
+	if s.answers == nil {
+		return errors.New("flags: there is no answer cache (it could not be opened; see the log)")
+	}
+	return s.answers.clear()
 }
 
 // defaultClient bounds each phase of a connection; the whole request is
@@ -204,7 +279,10 @@ func defaultClient() *http.Client {
 	t.TLSHandshakeTimeout = 5 * time.Second
 	t.ResponseHeaderTimeout = definitionsTimeout
 	t.MaxIdleConnsPerHost = 4
-	return &http.Client{Transport: t}
+	// Never follow a redirect: a POST would become a GET, and the personal
+	// key would go wherever the Location points. A 3xx is an error that
+	// names the Location (see redirectError).
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // jitter10 spreads waits by ±10% so many agents rebooted together (a fleet
@@ -232,11 +310,18 @@ func (s *Service) nudge() {
 
 // Status reports where the definitions came from and how polling is going.
 func (s *Service) Status() Status {
+	remoteOff := s.remoteBlocked(false, "")
 	st := Status{
 		Source:         "none",
 		QuotaLimited:   s.quota.Load(),
 		PollingEnabled: s.pollingEnabled,
-		RemoteEnabled:  s.remoteBlocked(false) == "",
+		PollingOff:     s.pollingOff,
+		RemoteEnabled:  remoteOff == "",
+		RemoteOff:      remoteOff,
+	}
+	if s.answers != nil {
+		cs := s.answers.stats()
+		st.AnswerCache = &cs
 	}
 	if d := s.defs.Load(); d != nil {
 		st.Source = d.source
@@ -253,6 +338,19 @@ func (s *Service) Status() Status {
 	st.LastPollAt = s.lastPollAt
 	st.Polls = s.polls
 	st.PollErrors = s.pollErrors
+	st.RemoteOKAt, st.RemoteLastError, st.RemoteErrorAt = s.remoteOKAt, s.remoteLastErr, s.remoteErrAt
+	switch {
+	case st.QuotaLimited:
+		st.Answers = "none"
+	case st.FlagCount > 0 || st.Source != "none":
+		st.Answers = "local"
+	case !st.RemoteEnabled:
+		st.Answers = "none"
+	case s.remoteErrAt.After(s.remoteOKAt):
+		st.Answers = "cached"
+	default:
+		st.Answers = "remote"
+	}
 	return st
 }
 

@@ -26,6 +26,9 @@ func (s *Spool) Compact() (CompactResult, error) {
 	start := time.Now()
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
+	if err := s.OpenError(); err != nil {
+		return CompactResult{}, err
+	}
 	res := CompactResult{}
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		res.Before = fi.Size()

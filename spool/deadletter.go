@@ -20,9 +20,13 @@ const (
 // Each calls fn for every record of the chosen bucket in order, until fn
 // returns an error. Records that cannot be decoded are passed with the decode
 // error in Record.Reason so export tools can still show them.
+//
+// It reads a page of records at a time in a short read transaction and calls
+// fn with no lock held: fn may write to a network client that stops reading,
+// and a lock held across that would stall compaction and, behind it, every
+// producer. Records appended or removed between pages may or may not be seen;
+// seqs survive compaction, so paging continues across one.
 func (s *Spool) Each(which Which, fn func(Record) error) error {
-	s.compactMu.RLock()
-	defer s.compactMu.RUnlock()
 	name := bucketPending
 	if which == DeadLetters {
 		name = bucketDead
@@ -32,7 +36,7 @@ func (s *Spool) Each(which Which, fn func(Record) error) error {
 	var after []byte
 	for {
 		var page []Record
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(name).Cursor()
 			k, v := cur.First()
 			if after != nil {
@@ -41,7 +45,8 @@ func (s *Spool) Each(which Which, fn func(Record) error) error {
 					k, v = cur.Next()
 				}
 			}
-			for ; k != nil && len(page) < 256; k, v = cur.Next() {
+			for size := 0; k != nil && len(page) < 256 && size < 8<<20; k, v = cur.Next() {
+				size += len(v)
 				r, err := decodeRecord(keySeq(k), v)
 				if err != nil {
 					r = Record{Seq: keySeq(k), Size: len(v), Reason: err.Error()}
@@ -59,10 +64,21 @@ func (s *Spool) Each(which Which, fn func(Record) error) error {
 				return err
 			}
 		}
-		if len(page) < 256 {
+		if len(page) == 0 {
 			return nil
 		}
 	}
+}
+
+// view runs fn in a read transaction under the compaction lock, released
+// as soon as fn returns.
+func (s *Spool) view(fn func(tx *bolt.Tx) error) error {
+	s.compactMu.RLock()
+	defer s.compactMu.RUnlock()
+	if err := s.OpenError(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
 }
 
 // Requeue moves every dead letter back to the end of the pending queue (for
@@ -91,6 +107,7 @@ func (s *Spool) Requeue() (int64, error) {
 			c.DeadBytes -= int64(len(v))
 			c.PendingEvents += int64(n)
 			c.PendingBytes += int64(len(rec))
+			c.pendingAdded(rec)
 			moved += int64(n)
 			keys = append(keys, append([]byte(nil), k...))
 			return nil

@@ -57,6 +57,9 @@ func (s *Spool) Import(recs []Record) (ImportResult, error) {
 			c.NextSeq++
 			*events += int64(len(r.Events))
 			*bytes += int64(len(v))
+			if r.Reason == "" {
+				c.pendingAdded(v)
+			}
 			*n += int64(len(r.Events))
 		}
 		return nil

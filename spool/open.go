@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -41,6 +42,8 @@ func (s *Spool) boltOptions() *bolt.Options {
 // moved: it is not damage, and the caller retries.
 func (s *Spool) openOrRecover() error {
 	path := s.opts.Path
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	damage, err := s.inspect()
 	if err != nil {
 		return err
@@ -48,10 +51,16 @@ func (s *Spool) openOrRecover() error {
 	if damage == nil {
 		db, err := s.tryOpen()
 		if err == nil {
-			s.db = db
+			s.setDB(db)
 			return nil
 		}
 		if !errors.Is(err, ErrDamaged) {
+			if created && !s.opts.ReadOnly {
+				// bbolt created the file and could not initialise it (a
+				// full disk): it holds nothing, and left in place the next
+				// attempt would take it for a damaged zero-byte spool.
+				_ = os.Remove(path)
+			}
 			return err
 		}
 		damage = err
@@ -101,7 +110,7 @@ func (s *Spool) recoverFrom(damage error) error {
 	if err != nil {
 		return fmt.Errorf("spool: open a fresh %s after moving the damaged file aside: %w", path, err)
 	}
-	s.db = db
+	s.setDB(db)
 	rep, res, err := s.SalvageFrom(aside)
 	rec.SalvagedEvents, rec.SalvagedDeadLetters = res.PendingEvents, res.DeadEvents
 	rec.DamagedRecords, rec.Method = rep.DamagedRecords, rep.Method
@@ -199,6 +208,7 @@ func (s *Spool) initialise(db *bolt.DB) error {
 			c = recount(tx)
 		}
 		s.ctr = c
+		s.usage = scanUsage(tx)
 		return putCounters(tx, c)
 	})
 	if err != nil {
@@ -226,4 +236,50 @@ func recount(tx *bolt.Tx) counters {
 	count(tx.Bucket(bucketPending), &c.PendingEvents, &c.PendingBytes)
 	count(tx.Bucket(bucketDead), &c.DeadEvents, &c.DeadBytes)
 	return c
+}
+
+// setDB publishes the opened file to readers (which check s.db under
+// compactMu) and clears the not-open state.
+func (s *Spool) setDB(db *bolt.DB) {
+	s.compactMu.Lock()
+	s.db = db
+	s.compactMu.Unlock()
+	s.openErr.Store(nil)
+}
+
+// retryOpen keeps trying to open the file (WaitForDisk) until it opens or
+// the spool is closed, then starts the writer and wakes the forwarder.
+func (s *Spool) retryOpen(cause error) {
+	defer s.wg.Done()
+	s.log.Error().Err(cause).Str("file", s.opts.Path).
+		Msg("spool cannot be opened; not ready, retrying with backoff (this is not damage: the file stays where it is)")
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	start, attempts := time.Now(), 0
+	for {
+		t := time.NewTimer(b.NextBackOff())
+		select {
+		case <-s.closing:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		attempts++
+		err := s.openOrRecover()
+		if err != nil {
+			s.openErr.Store(&err)
+			// Backoff caps at 30 s, so this is one line per 30 s at most
+			// once the first minute is over.
+			if attempts <= 3 || attempts%10 == 0 {
+				s.log.Warn().Err(err).Int("attempts", attempts).Msg("spool still cannot be opened; retrying")
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go s.writer()
+		s.log.Info().Str("file", s.opts.Path).Dur("waited", time.Since(start)).Int("attempts", attempts).
+			Msg("spool opened; ready")
+		s.signal()
+		return
+	}
 }

@@ -22,6 +22,9 @@ func (s *Spool) Next(maxEvents, maxBytes int) ([]Record, error) {
 func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error) {
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if s.db == nil {
+		return nil, nil // not open yet: nothing to read; Notify fires once it is
+	}
 	var out []Record
 	var bad []uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -84,6 +87,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 			}
 			c.PendingEvents -= eventCount(v)
 			c.PendingBytes -= int64(len(v))
+			c.pendingRemoved(v)
 			if err := pending.Delete(k); err != nil {
 				return err
 			}
@@ -115,6 +119,7 @@ func (s *Spool) quarantine(seqs []uint64) error {
 			}
 			size := int64(len(v))
 			n := eventCount(v)
+			c.pendingRemoved(v)
 			c.PendingEvents -= n
 			c.DeadEvents += n
 			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
@@ -144,6 +149,9 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	}
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
+	if err := s.OpenError(); err != nil {
+		return err
+	}
 	s.ctrMu.Lock()
 	defer s.ctrMu.Unlock()
 	c := s.ctr
@@ -163,6 +171,7 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	if err != nil {
 		return fmt.Errorf("spool: update %s: %w", s.opts.Path, err)
 	}
+	s.applyUsage(&c)
 	s.ctr = c
 	return nil
 }

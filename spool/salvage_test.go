@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -163,4 +164,22 @@ func TestRecordsFramesRoundTripAndRefuseDamage(t *testing.T) {
 	b[len(b)-3] ^= 0x40
 	_, err = DecodeRecords(b)
 	require.ErrorIs(t, err, errChecksum)
+}
+
+// A writer stuck in one commit (here: behind a held compaction lock) is
+// reported by Health, and the report clears once it commits.
+func TestHealthReportsAStalledWriter(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "spool.db"))
+	require.NoError(t, s.Health())
+	old := stallAfter
+	stallAfter = 50 * time.Millisecond
+	t.Cleanup(func() { stallAfter = old })
+	s.compactMu.Lock()
+	done := make(chan error, 1)
+	go func() { done <- s.Append(t.Context(), "tok", false, evs(0, 1)) }()
+	require.Eventually(t, func() bool { return s.Health() != nil }, 5*time.Second, 10*time.Millisecond)
+	require.ErrorContains(t, s.Health(), "spool writer stalled")
+	s.compactMu.Unlock()
+	require.NoError(t, <-done)
+	require.Eventually(t, func() bool { return s.Health() == nil }, 5*time.Second, 10*time.Millisecond)
 }

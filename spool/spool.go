@@ -60,6 +60,9 @@ var (
 	ErrClosed = errors.New("spool is closed")
 	// ErrLocked means another process (usually a running agent) holds the file.
 	ErrLocked = errors.New("spool file is locked by another process")
+	// ErrUnavailable means the spool file could not be opened yet (a full
+	// disk, an I/O error) and Open is retrying; nothing is stored until then.
+	ErrUnavailable = errors.New("spool is not open yet")
 )
 
 // Options configure Open. Zero values take the defaults noted.
@@ -75,6 +78,13 @@ type Options struct {
 	// ReadOnly opens without taking the writer role (for spool tools run
 	// while no agent is up). Append, Done and friends fail.
 	ReadOnly bool
+	// WaitForDisk makes Open return a spool that is not open yet when the
+	// file cannot be opened for a reason other than damage or another
+	// process's lock (a full disk, an I/O error): it keeps retrying with
+	// backoff, and until it succeeds every call fails with ErrUnavailable
+	// naming the cause. The agent uses this so it stays up and says not
+	// ready instead of exiting; tools leave it off and get the error.
+	WaitForDisk bool
 }
 
 var (
@@ -115,15 +125,46 @@ type Spool struct {
 	// inside write transactions, under ctrMu.
 	ctrMu sync.Mutex
 	ctr   counters
+	// usage is each token's pending bytes, for the fair share (fairshare.go);
+	// under ctrMu, changed with ctr.
+	usage tokenUsage
 	// dropped counts events deleted by the drop_oldest policy since start.
 	dropped atomic.Uint64
 	// recovery is set once by Open when the file was damaged.
 	recovery *Recovery
+	// openErr holds why the file is not open yet (WaitForDisk); nil once open.
+	openErr atomic.Pointer[error]
+	// commitSince is when the writer's current commit began (unix ns, 0 =
+	// idle), so Health can tell a stalled writer from an idle one.
+	commitSince atomic.Int64
+}
+
+// stallAfter is how long one group commit may take before Health calls the
+// writer stalled; a healthy commit takes milliseconds, a full fsync on a
+// busy disk well under a second.
+var stallAfter = 5 * time.Second
+
+// Health says whether the spool takes events now: nil, or why not (the file
+// is not open yet, or the writer has been stuck in one commit for longer
+// than stallAfter, e.g. behind a compaction that waits for a long reader).
+// The agent's /readyz reports it.
+func (s *Spool) Health() error {
+	if err := s.OpenError(); err != nil {
+		return err
+	}
+	if since := s.commitSince.Load(); since != 0 {
+		if d := time.Since(time.Unix(0, since)); d > stallAfter {
+			return fmt.Errorf("spool writer stalled: one commit has waited %s (a compaction or a long reader holds the file)", d.Round(time.Second))
+		}
+	}
+	return nil
 }
 
 type counters struct {
 	PendingEvents, PendingBytes, DeadEvents, DeadBytes int64
 	NextSeq                                            uint64
+	// tok is a write transaction's changes to Spool.usage (nil outside one).
+	tok tokenUsage
 }
 
 // Open opens (or creates) the spool file. A damaged file (one bbolt cannot
@@ -153,13 +194,28 @@ func Open(opts Options) (*Spool, error) {
 		notify:  make(chan struct{}, 1),
 	}
 	if err := s.openOrRecover(); err != nil {
-		return nil, err
+		if !opts.WaitForDisk || opts.ReadOnly || errors.Is(err, ErrLocked) || errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
+		s.openErr.Store(&err)
+		s.wg.Add(1)
+		go s.retryOpen(err)
+		return s, nil
 	}
 	if !opts.ReadOnly {
 		s.wg.Add(1)
 		go s.writer()
 	}
 	return s, nil
+}
+
+// OpenError is why the spool file is not open yet (see WaitForDisk), wrapped
+// in ErrUnavailable; nil once it is open.
+func (s *Spool) OpenError() error {
+	if p := s.openErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, *p)
+	}
+	return nil
 }
 
 // Path is the spool file's path.
@@ -178,6 +234,9 @@ func (s *Spool) Close() error {
 	s.wg.Wait()
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
+	if s.db == nil {
+		return nil // never opened (WaitForDisk)
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("spool: close %s: %w", s.opts.Path, err)
 	}
@@ -209,6 +268,8 @@ type Stats struct {
 	Path          string `json:"path"`
 	// Recovery is set when the file was damaged at start (see Open).
 	Recovery *Recovery `json:"recovery,omitempty"`
+	// OpenError is why the file is not open yet (a full disk at start).
+	OpenError string `json:"open_error,omitempty"`
 }
 
 // Stats reads the counters and the head record's receive time.
@@ -223,6 +284,10 @@ func (s *Spool) Stats() (Stats, error) {
 		DeadEvents: c.DeadEvents, DeadBytes: c.DeadBytes,
 		MaxBytes: s.opts.MaxBytes, DroppedEvents: s.dropped.Load(), Path: s.opts.Path,
 		Recovery: s.recovery,
+	}
+	if err := s.OpenError(); err != nil {
+		st.OpenError = err.Error()
+		return st, err
 	}
 	if fi, err := os.Stat(s.opts.Path); err == nil {
 		st.FileBytes = fi.Size()
@@ -255,7 +320,7 @@ func (s *Spool) Append(ctx context.Context, token string, historical bool, event
 	// Encode in the caller's goroutine so producers share the CPU work and
 	// the single writer only does bbolt work.
 	now := time.Now()
-	req := &writeReq{done: make(chan error, 1)}
+	req := &writeReq{token: token, done: make(chan error, 1)}
 	for start := 0; start < len(events); {
 		end, size := start, 0
 		for end < len(events) && end-start < maxRecordEvents && (end == start || size+len(events[end]) <= maxRecordBytes) {
@@ -269,6 +334,9 @@ func (s *Spool) Append(ctx context.Context, token string, historical bool, event
 	}
 	for _, r := range req.records {
 		req.bytes += int64(len(r))
+	}
+	if err := s.OpenError(); err != nil {
+		return err
 	}
 	s.sendMu.RLock()
 	if s.closed.Load() {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -11,6 +12,7 @@ import (
 )
 
 type writeReq struct {
+	token   string // the project all records belong to (fair share)
 	records [][]byte
 	events  []int64 // events per record
 	bytes   int64
@@ -60,6 +62,8 @@ func (s *Spool) writer() {
 // Requests that do not fit under the Reject policy get ErrFull without
 // failing the others.
 func (s *Spool) commit(group []*writeReq) {
+	s.commitSince.Store(time.Now().UnixNano())
+	defer s.commitSince.Store(0)
 	s.compactMu.RLock()
 	defer s.compactMu.RUnlock()
 	s.ctrMu.Lock()
@@ -74,26 +78,30 @@ func (s *Spool) commit(group []*writeReq) {
 		pending := tx.Bucket(bucketPending)
 		for i, req := range group {
 			results[i] = nil
-			if req.bytes > s.opts.MaxBytes {
-				results[i] = fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)
+			victim, need, err := s.admit(&c, req) // fairshare.go
+			if err != nil {
+				results[i] = err
 				continue
 			}
-			over := c.PendingBytes + c.DeadBytes + req.bytes - s.opts.MaxBytes
-			if over > 0 {
-				if s.opts.WhenFull != DropOldest {
-					results[i] = fmt.Errorf("%w: %d of %d bytes used", ErrFull, c.PendingBytes+c.DeadBytes, s.opts.MaxBytes)
-					continue
-				}
-				n, err := dropOldest(pending, &c, over)
+			over := func() int64 { return c.PendingBytes + c.DeadBytes + req.bytes - s.opts.MaxBytes }
+			for need > 0 {
+				n, err := dropOldestOf(pending, &c, need, victim)
 				if err != nil {
 					return err
 				}
 				dropped += n
-				if c.PendingBytes+c.DeadBytes+req.bytes > s.opts.MaxBytes {
-					// Only dead letters are left; they are never dropped silently.
-					results[i] = fmt.Errorf("%w: dead letters fill the spool (%d bytes); requeue or drop them", ErrFull, c.DeadBytes)
-					continue
+				need = 0
+				// Room made from the heaviest project may still be short
+				// when it held less than needed: the next heaviest then.
+				if victim != req.token && n > 0 && over() > 0 {
+					victim, need = s.heaviest(&c), over()
 				}
+			}
+			if over() > 0 {
+				// What is left is dead letters (never dropped silently) or
+				// other projects' fair shares.
+				results[i] = fmt.Errorf("%w: %d of %d bytes used, %d of them dead letters (requeue or drop them)", ErrFull, c.PendingBytes+c.DeadBytes, s.opts.MaxBytes, c.DeadBytes)
+				continue
 			}
 			for j, rec := range req.records {
 				if err := pending.Put(seqKey(c.NextSeq), rec); err != nil {
@@ -102,6 +110,7 @@ func (s *Spool) commit(group []*writeReq) {
 				c.NextSeq++
 				c.PendingEvents += req.events[j]
 				c.PendingBytes += int64(len(rec))
+				c.tokenDelta(req.token, int64(len(rec)))
 			}
 		}
 		return putCounters(tx, c)
@@ -117,6 +126,7 @@ func (s *Spool) commit(group []*writeReq) {
 			results[i] = err
 		}
 	} else {
+		s.applyUsage(&c)
 		s.ctr = c
 		if dropped > 0 {
 			s.dropped.Add(uint64(dropped))
@@ -132,28 +142,6 @@ func (s *Spool) commit(group []*writeReq) {
 	if stored {
 		s.signal()
 	}
-}
-
-// dropOldest deletes head records until at least need bytes are freed or the
-// pending bucket is empty. It returns the number of events deleted.
-func dropOldest(pending *bolt.Bucket, c *counters, need int64) (int64, error) {
-	var keys [][]byte
-	var freed, events int64
-	cur := pending.Cursor()
-	for k, v := cur.First(); k != nil && freed < need; k, v = cur.Next() {
-		keys = append(keys, append([]byte(nil), k...))
-		freed += int64(len(v))
-		events += eventCount(v)
-	}
-	// Deleting while iterating can skip keys in bbolt; collect, then delete.
-	for _, k := range keys {
-		if err := pending.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	c.PendingBytes -= freed
-	c.PendingEvents -= events
-	return events, nil
 }
 
 func putCounters(tx *bolt.Tx, c counters) error {

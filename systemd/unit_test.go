@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hogrelay/hogrelay/agent"
 	"github.com/hogrelay/hogrelay/config"
 )
 
@@ -151,6 +152,22 @@ func TestUnitKeySettings(t *testing.T) {
 		// Margin for closing bbolt and the final fsync after the flush ends.
 		require.Greater(t, stop, flush+10*time.Second,
 			"TimeoutStopSec=%s would SIGKILL the agent during its %s shutdown flush", stop, flush)
+	})
+	t.Run("memory limits leave room for the agent's own bound", func(t *testing.T) {
+		size := func(v string) int64 {
+			b, err := config.ParseByteSize(strings.NewReplacer("G", "GiB", "M", "MiB").Replace(v))
+			require.NoError(t, err, v)
+			return int64(b)
+		}
+		high := size(u.one(t, "Service", "MemoryHigh"))
+		limit := agent.MemoryLimit(def)
+		require.Greater(t, high, limit, "MemoryHigh must sit above the Go memory limit the agent sets")
+		require.Greater(t, size(u.one(t, "Service", "MemoryMax")), high)
+	})
+	t.Run("connection limits stay below LimitNOFILE", func(t *testing.T) {
+		nofile, err := strconv.Atoi(u.one(t, "Service", "LimitNOFILE"))
+		require.NoError(t, err)
+		require.Less(t, 3*def.Listen.MaxConnections+1024, nofile, "three listeners at max_connections, plus the spool and upstream connections")
 	})
 	t.Run("watchdog is on", func(t *testing.T) {
 		require.Equal(t, 30*time.Second, timespan(t, u.one(t, "Service", "WatchdogSec")))

@@ -92,8 +92,11 @@ type rawGroup struct {
 // values are parsed once here rather than on every evaluation.
 //
 // Only a document that is not a JSON object of that shape is an error. A flag
-// whose definition cannot be understood is kept, and evaluating it returns
-// ErrInconclusive so the caller asks PostHog.
+// whose filters PostHog's flags service cannot decode is left out, as the
+// service never serves it (see refusedByService); any other flag whose
+// definition cannot be understood is kept, and evaluating it returns
+// ErrInconclusive so the caller asks PostHog. property_matching_version 2
+// selects explicit exact matching (see filter.exactExplicit).
 func Compile(raw []byte) (*Evaluator, error) {
 	var defs rawDefinitions
 	if err := json.Unmarshal(raw, &defs); err != nil {
@@ -185,7 +188,6 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string, explicit bool) 
 			f.variants = append(f.variants, variant{key: v.Key, pct: pct})
 		}
 	}
-	f.constantVariant = variantIsConstant(f.variants)
 	// payloads is any JSON value for the service; only an object has any.
 	if pl, ok := object(fl.Payloads); ok && len(pl) > 0 {
 		f.payloads = make(map[string]payload, len(pl))
@@ -230,7 +232,8 @@ func compileFlag(raw json.RawMessage, groupTypes map[int]string, explicit bool) 
 // compileHoldout reads a holdout the way the service's serde does: an
 // integer id and a numeric exclusion_percentage, both required. Anything else
 // fails the service's decoding of the whole flag (posthog-node would ignore
-// such a holdout instead), so the flag is left to PostHog.
+// such a holdout instead), so refusedByService drops the flag before it gets
+// here: PostHog never serves it.
 func compileHoldout(raw json.RawMessage) (*holdout, error) {
 	var rh rawHoldout
 	bad := fmt.Errorf("holdout %s not understood", raw)
@@ -246,17 +249,6 @@ func compileHoldout(raw json.RawMessage) (*holdout, error) {
 		return nil, bad
 	}
 	return &holdout{variant: "holdout-" + strconv.FormatInt(id, 10), pct: min(max(pct, 0), 100)}, nil
-}
-
-// variantIsConstant reports whether every hash picks the same variant: no
-// variants, the first variant with a share owning 100 %, or no shares at all.
-func variantIsConstant(vs []variant) bool {
-	for _, v := range vs {
-		if v.pct != 0 {
-			return v.pct >= 100
-		}
-	}
-	return true
 }
 
 func intOf(v any) int64 {

@@ -33,12 +33,20 @@
 //     are ignored, as by both.
 //   - Conditions, in order; the first that matches decides. When an earlier
 //     condition cannot be decided only because a property was not given and a
-//     later one matches, a flag without variants is on either way, with the
-//     same ("true") payload: it is answered with the later condition's index,
-//     though the service, which has the property, may report the earlier one.
-//     Multivariate flags stay inconclusive (the earlier condition could pick
-//     another variant), and so do early_exit flags whose undecided condition
-//     rolls the person out (it might have ended evaluation with "off").
+//     later one matches, the flag is on either way; when the earlier
+//     condition would give the same variant (none, no override, or an
+//     override equal to the hashed variant) the answer and payload are the
+//     same too, and it is answered with the later condition's index, though
+//     the service, which has the property, may report the earlier one. An
+//     override that could differ stays inconclusive, and so do early_exit
+//     flags whose undecided condition rolls the person out (it might have
+//     ended evaluation with "off").
+//
+// Properties are looked up as the service sees them: distinct_id is always a
+// person property and $group_key a property of each group in the request; a
+// property absent where PostHog stores nothing more (no group key, an
+// unmapped group type) is absent, anywhere else it is unknown. Flags whose
+// filters the service cannot decode are not served (see refusedByService).
 package eval
 
 import (
@@ -127,22 +135,21 @@ type Evaluator struct {
 }
 
 type flagDef struct {
-	key             string
-	id, version     int64
-	active          bool
-	eec             bool
-	device          bool // bucketing_identifier == "device_id"
-	hasAgg          bool
-	agg             int
-	groupType       string
-	earlyExit       bool
-	enrollment      bool     // filters.feature_enrollment
-	holdout         *holdout // filters.holdout, nil when none
-	conds           []condition
-	variants        []variant
-	constantVariant bool
-	payloads        map[string]payload
-	broken          string // non-empty: never evaluable locally, and why
+	key         string
+	id, version int64
+	active      bool
+	eec         bool
+	device      bool // bucketing_identifier == "device_id"
+	hasAgg      bool
+	agg         int
+	groupType   string
+	earlyExit   bool
+	enrollment  bool     // filters.feature_enrollment
+	holdout     *holdout // filters.holdout, nil when none
+	conds       []condition
+	variants    []variant
+	payloads    map[string]payload
+	broken      string // non-empty: never evaluable locally, and why
 }
 
 type holdout struct {
@@ -408,16 +415,12 @@ func (c *run) flag(f *flagDef) (Result, error) {
 		case f.device:
 			bucket = c.deviceID()
 			if bucket == "" {
-				// The service withholds a hash-decided outcome when the request
-				// has no device id (out_of_rollout_bound) rather than bucketing
-				// on distinct_id; posthog-node gives up. When the hash cannot
-				// change the outcome, service versions differ, so we give up.
-				if cond.rollout < 100 || (cond.variant == "" && !f.constantVariant) {
-					low.bump(scoreOutOfRolloutBound, i)
-					high.bump(scoreOutOfRolloutBound, i)
-					continue
-				}
-				undecided = mergeUnknown(undecided, errors.New("device_id bucketing without a device id"))
+				// get_match skips a person condition of a device_id flag
+				// when the request has no device id, as out_of_rollout_bound,
+				// whatever its rollout, rather than bucketing on distinct_id;
+				// posthog-node gives up.
+				low.bump(scoreOutOfRolloutBound, i)
+				high.bump(scoreOutOfRolloutBound, i)
 				continue
 			}
 		default:

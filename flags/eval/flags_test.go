@@ -345,10 +345,9 @@ func TestFlags_DeviceIDBucketing(t *testing.T) {
 	require.True(t, r.Enabled)
 }
 
-// Without a device id the service withholds a hash-decided outcome
-// (out_of_rollout_bound) instead of bucketing on distinct_id; posthog-node
-// gives up. When the hash would not matter, service versions differ, so we
-// give up too.
+// Without a device id the service's get_match skips every person condition
+// of a device_id flag (out_of_rollout_bound), even at 100 %, instead of
+// bucketing on distinct_id; posthog-node gives up.
 func TestServiceSemantics_DeviceIDMissingWithholdsRollout(t *testing.T) {
 	f := flag("partial", cond(45))
 	f["bucketing_identifier"] = "device_id"
@@ -359,8 +358,10 @@ func TestServiceSemantics_DeviceIDMissingWithholdsRollout(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, r.Enabled)
 	require.Equal(t, "out_of_rollout_bound", r.Reason.Code)
-	_, err = e.Evaluate("full", Input{DistinctID: "u"})
-	require.ErrorIs(t, err, ErrInconclusive)
+	r, err = e.Evaluate("full", Input{DistinctID: "u"})
+	require.NoError(t, err)
+	require.False(t, r.Enabled)
+	require.Equal(t, Reason{Code: "out_of_rollout_bound", ConditionIndex: intp(0), Description: "Out of rollout bound"}, r.Reason)
 }
 
 func TestFlags_KeysLenFlagAndEvaluateAll(t *testing.T) {

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 )
 
@@ -14,6 +15,7 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte(`{"flags":[{"key":"s","active":true,"filters":{"groups":[{"properties":[{"key":"v","operator":"semver_wildcard","value":"1.*.x"},{"key":"v","operator":"semver_caret","value":"0.0.0-0"}]}]}}]}`))
 	f.Add([]byte(`{"flags":null,"cohorts":{"x":{"values":[{"values":[{"values":[]}]}]}}}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"property_matching_version":2,"flags":[{"key":"u","active":true,"filters":{"payloads":"x","groups":[{"properties":[{"key":"x","operator":"regex","value":"^[\\d\\W]+\\b$","type":"person"},{"key":"d","operator":"is_date_before","value":"06/14/2024 1:05 PM","type":"person"},{"key":"$group_key","operator":"exact","value":[false,"a"],"type":"group","group_type_index":7}]}]}}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := Compile(raw)
 		if err != nil {
@@ -31,5 +33,22 @@ func FuzzCompile(f *testing.F) {
 		}
 		_, _ = e.EvaluateAll(in)
 		_ = fmt.Sprint(e.Len())
+	})
+}
+
+// FuzzUnicodeRegex: a pattern RE2 accepts still compiles once its classes are
+// made Unicode-aware, and the rewrite never panics.
+func FuzzUnicodeRegex(f *testing.F) {
+	for _, p := range []string{`\d+`, `[\w-]+@\S+`, `[^\s\d]`, `\bfoo\B`, `\p{Greek}\pL[\p{Lu}\d]`, `[]\d]`, `[^]\w]`, `[[:alpha:]\d]`, `\\d`, `(?i)\W`} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		out, _ := unicodeRegex(p)
+		if _, err := regexp.Compile(p); err != nil {
+			return
+		}
+		if _, err := regexp.Compile(out); err != nil {
+			t.Fatalf("%q compiles but its rewrite %q does not: %v", p, out, err)
+		}
 	})
 }

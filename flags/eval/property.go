@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -126,7 +125,7 @@ type filter struct {
 type props struct {
 	m        map[string]any
 	extraKey string
-	extra    any
+	extra    string // a string, boxed only when looked up
 	// override: extra wins over a value the caller gave ($group_key is
 	// overwritten by the service; a supplied distinct_id wins over the
 	// request's).
@@ -359,7 +358,7 @@ func boolLike(v any) bool {
 	case bool:
 		return true
 	case string:
-		return strings.EqualFold(x, "true") || strings.EqualFold(x, "false")
+		return lowerIs(x, "true") || lowerIs(x, "false")
 	}
 	return false
 }

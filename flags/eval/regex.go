@@ -9,12 +9,17 @@ import "strings"
 // unicodeRegex rewrites them into the Unicode classes RE2 can express.
 const (
 	uDigit = `\p{Nd}`
-	uSpace = `\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}`
+	// White_Space: the ASCII controls, U+0085, the line and paragraph
+	// separators, and every space separator (Zs, which includes U+0020).
+	uSpace = `\t\n\x{0B}\f\r\x{85}\x{2028}\x{2029}\p{Zs}`
 	// Alphabetic is L, Nl and Other_Alphabetic; RE2 has no Other_Alphabetic,
 	// whose code points are marks (M, here already) and, among symbols, the
 	// circled letters Ⓐ-ⓩ.
-	uWord = `\p{L}\p{Nl}\x{24B6}-\x{24E9}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}`
+	uWord = `\x{24B6}-\x{24E9}\x{200C}\x{200D}\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}`
 )
+
+// Each class ends with a \p{...} item, so a '-' after it in brackets stays a
+// literal as it was.
 
 // unicodeRegex rewrites \d \D \s \S \w \W into Unicode classes. What RE2
 // cannot express is reported as asciiOnly, meaning the pattern matches as the

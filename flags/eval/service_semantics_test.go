@@ -131,6 +131,11 @@ func TestServiceSemantics_CaseFolding(t *testing.T) {
 		{"icontains", "caf", "CAFÉ", true},
 		{"starts_with", "ä", "Ärger", false},
 		{"ends_with", "GER", "Ärger", true},
+		// is_truthy_or_falsy lower-cases too: "falſe" (long s) is no boolean,
+		// so it is compared as text.
+		{"exact", "falſe", "banana", false},
+		{"exact", "falſe", "false", false},
+		{"exact", "FALSE", "banana", true}, // a boolean filter: "banana" is falsy
 	} {
 		e := defs(t, arr{flag("f", cond(100, prop("p", tc.op, tc.filter)))})
 		r, err := e.Evaluate("f", Input{DistinctID: "u", PersonProperties: map[string]any{"p": tc.person}})

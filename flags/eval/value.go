@@ -198,7 +198,7 @@ func isTruthyOrFalsy(v any) bool {
 	case bool:
 		return true
 	case string:
-		return strings.EqualFold(x, "true") || strings.EqualFold(x, "false")
+		return lowerIs(x, "true") || lowerIs(x, "false")
 	case []any:
 		for _, e := range x {
 			if !isTruthyOrFalsy(e) {
@@ -210,12 +210,19 @@ func isTruthyOrFalsy(v any) bool {
 	return false
 }
 
+// lowerIs reports whether Rust's to_lowercase of s is the ASCII word w. Only
+// ASCII letters lower to ASCII ones, so unlike strings.EqualFold this does not
+// take "falſe" (long s) for "false".
+func lowerIs(s, w string) bool {
+	return len(s) == len(w) && asciiEqualFold(s, w)
+}
+
 func isTruthy(v any) bool {
 	switch x := v.(type) {
 	case bool:
 		return x
 	case string:
-		return strings.EqualFold(x, "true")
+		return lowerIs(x, "true")
 	case []any:
 		for _, e := range x {
 			if !isTruthy(e) {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/hogrelay/hogrelay/flags/eval"
 )
 
 // emptyDefinitions is what PostHog serves for a project without flags.
@@ -24,8 +26,11 @@ type flagsState struct {
 	generation  uint64
 	status      int
 	defRequests []DefinitionRequest
-	handler     func(body map[string]any) (int, any)
+	handler     func(body map[string]any) (int, any) // nil = EvaluateFlags
 	flagReqs    []FlagsRequest
+	// ev is defs compiled, for EvaluateFlags; evGeneration says which.
+	ev           *eval.Evaluator
+	evGeneration uint64
 }
 
 // DefinitionRequest describes one request to a definitions route.
@@ -49,8 +54,10 @@ type FlagsRequest struct {
 	Path   string
 	Query  string
 	Header http.Header
-	// Body is the decoded JSON body handed to the flags handler.
+	// Body is the decoded JSON body handed to the flags handler; Raw is the
+	// JSON exactly as it arrived (after gunzip).
 	Body map[string]any
+	Raw  []byte
 }
 
 // SetFlagDefinitions replaces the definitions served by /flags/definitions and
@@ -107,14 +114,11 @@ func (s *Server) DefinitionLog() []DefinitionRequest {
 // SetFlagsHandler sets the remote-evaluation handler for POST /flags and
 // /decide. It gets the decoded JSON body and returns a status and a response:
 // []byte or json.RawMessage is sent verbatim as JSON, a string as plain text,
-// nil as an empty body, anything else JSON-encoded. nil restores
-// DefaultFlagsHandler.
+// nil as an empty body, anything else JSON-encoded. nil restores the
+// default, EvaluateFlags (answers from the server's definitions).
 func (s *Server) SetFlagsHandler(h func(body map[string]any) (status int, resp any)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h == nil {
-		h = DefaultFlagsHandler
-	}
 	s.flags.handler = h
 }
 
@@ -126,8 +130,8 @@ func (s *Server) FlagsRequests() []FlagsRequest {
 	return append([]FlagsRequest(nil), s.flags.flagReqs...)
 }
 
-// DefaultFlagsHandler answers like PostHog for a project with no flags, in
-// the v2 shape: 401 without a token, 400 without a distinct_id, else 200
+// DefaultFlagsHandler answers like PostHog for a project with no flags
+// (EvaluateFlags for the definitions served is the default), in the v2 shape: 401 without a token, 400 without a distinct_id, else 200
 // {"flags":{},"errorsWhileComputingFlags":false,"requestId":...}.
 func DefaultFlagsHandler(body map[string]any) (int, any) {
 	if firstString(body, "token", "api_key", "$token") == "" {
@@ -303,11 +307,14 @@ func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	handler := s.flags.handler
 	s.flags.flagReqs = append(s.flags.flagReqs, FlagsRequest{
-		Time: time.Now(), Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body,
+		Time: time.Now(), Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Raw: raw,
 	})
 	s.broadcastLocked()
 	s.mu.Unlock()
 
+	if handler == nil {
+		handler = s.EvaluateFlags
+	}
 	status, resp := handler(body)
 	s.logf("fakeposthog: %s %s -> %d", r.Method, r.URL.Path, status)
 	writeHandlerResponse(w, status, resp)

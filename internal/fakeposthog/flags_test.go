@@ -2,10 +2,13 @@ package fakeposthog
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/flags/eval"
 )
 
 func getDefinitions(t *testing.T, s *Server, path string, header map[string]string) reply {
@@ -250,4 +253,45 @@ func TestSetFlagsHandler(t *testing.T) {
 	r = post(t, s, "/flags/?v=2", []byte(`{"token":"phc_a","distinct_id":"u1"}`), nil)
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, r.body, `"flags":{}`)
+}
+
+// With no handler set, /flags answers from the served definitions, per
+// distinct id, the way flags/eval evaluates them.
+func TestFlagsAnswerFromTheDefinitions(t *testing.T) {
+	s := start(t, Options{FlagDefinitions: SampleFlagDefinitions})
+	ev, err := eval.Compile(SampleFlagDefinitions)
+	require.NoError(t, err)
+	variants := map[any]bool{}
+	for i := range 40 {
+		id := fmt.Sprintf("user-%d", i)
+		r := post(t, s, "/flags/?v=2", []byte(`{"token":"phc_a","distinct_id":"`+id+`","person_properties":{"email":"a@example.com"}}`), nil)
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		var got struct {
+			Flags map[string]struct {
+				Enabled bool    `json:"enabled"`
+				Variant *string `json:"variant"`
+			} `json:"flags"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.body), &got))
+		want, _ := ev.EvaluateAll(eval.Input{DistinctID: id, PersonProperties: map[string]any{"email": "a@example.com"}})
+		require.Len(t, got.Flags, len(want))
+		for k, w := range want {
+			g := got.Flags[k]
+			require.Equal(t, w.Enabled, g.Enabled, "%s for %s", k, id)
+			if w.Variant != "" {
+				require.Equal(t, w.Variant, *g.Variant)
+				variants[w.Variant] = true
+			}
+		}
+		require.True(t, got.Flags["internal-tools"].Enabled, "person properties are used")
+	}
+	require.Greater(t, len(variants), 1, "answers differ per distinct id")
+
+	r := post(t, s, "/flags/?v=2", []byte(`{"token":"phc_a","distinct_id":"u1","flag_keys_to_evaluate":["new-onboarding"]}`), nil)
+	var narrowed struct {
+		Flags map[string]any `json:"flags"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.body), &narrowed))
+	require.Len(t, narrowed.Flags, 1, "flag_keys_to_evaluate narrows the answer")
+	require.Equal(t, `{"token":"phc_a","distinct_id":"u1","flag_keys_to_evaluate":["new-onboarding"]}`, string(s.FlagsRequests()[40].Raw))
 }

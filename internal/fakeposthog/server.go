@@ -13,8 +13,8 @@
 // a PostHog account.
 //
 // Status codes, limits and error bodies follow PostHog's capture-rs and
-// feature-flags services as summarised in the project's wire contract
-// (shared/reference/posthog-wire-contract.md, sections 1, 3 and 4).
+// feature-flags services (rust/capture and rust/feature-flags in
+// github.com/PostHog/posthog).
 package fakeposthog
 
 import (
@@ -104,7 +104,6 @@ func New(opts Options) (*Server, error) {
 		defs = []byte(emptyDefinitions)
 	}
 	s.setDefinitionsLocked(defs)
-	s.flags.handler = DefaultFlagsHandler
 
 	s.http = &http.Server{
 		Handler: s,

@@ -68,7 +68,7 @@ func Start(tb testing.TB, host string, overrides ...string) *Agent {
 			return false
 		}
 	}
-	if err := waitReady(UnixClient(ta.Socket), exited, 20*time.Second); err != nil {
+	if err := waitReady(UnixClient(ta.Socket), "/readyz", exited, 20*time.Second); err != nil {
 		tb.Fatalf("testagent: %v", err)
 	}
 	return ta

@@ -33,6 +33,9 @@ type Process struct {
 	Binary     string
 	ConfigPath string
 	Socket     string
+	// Prefix runs before Binary, e.g. prlimit with its options (the
+	// command execs Binary, so Cmd's pid is still the agent's).
+	Prefix []string
 	// Cmd is the current run (nil before the first Start).
 	Cmd *exec.Cmd
 	// Logs holds the agent's stdout and stderr over every run.
@@ -63,8 +66,15 @@ func NewProcess(tb testing.TB, binary, configPath, socket string) *Process {
 
 // Start runs the binary and waits until it answers /readyz. Start, Stop,
 // Kill9 and Running are for the test's goroutine.
-func (p *Process) Start() error {
-	p.Cmd = exec.Command(p.Binary, "serve", "--config", p.ConfigPath)
+func (p *Process) Start() error { return p.start("/readyz") }
+
+// StartUnready is Start that waits only until the agent answers /healthz,
+// ready or not (for an agent that must stay up while it cannot take events).
+func (p *Process) StartUnready() error { return p.start("/healthz") }
+
+func (p *Process) start(probe string) error {
+	argv := append(append(append([]string{}, p.Prefix...), p.Binary), "serve", "--config", p.ConfigPath)
+	p.Cmd = exec.Command(argv[0], argv[1:]...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Logs, p.Logs
 	if err := p.Cmd.Start(); err != nil {
 		return err
@@ -73,7 +83,7 @@ func (p *Process) Start() error {
 	p.done = done
 	cmd := p.Cmd
 	go func() { p.exitErr = cmd.Wait(); close(done) }()
-	if err := waitReady(p.HTTP, func() bool { return !p.Running() }, 20*time.Second); err != nil {
+	if err := waitReady(p.HTTP, probe, func() bool { return !p.Running() }, 20*time.Second); err != nil {
 		return fmt.Errorf("%w:\n%s", err, Tail(p.Logs.String(), 30))
 	}
 	return nil

@@ -101,23 +101,23 @@ func UnixClient(socket string) *http.Client {
 	}}
 }
 
-// waitReady polls /readyz over c until it answers 200, gone reports the
-// agent has exited, or timeout passes.
-func waitReady(c *http.Client, gone func() bool, timeout time.Duration) error {
+// waitReady polls probe (/readyz) over c until it answers 200, gone reports
+// the agent has exited, or timeout passes.
+func waitReady(c *http.Client, probe string, gone func() bool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {
 		if gone() {
 			return fmt.Errorf("the agent exited before it was ready")
 		}
-		resp, err := c.Get("http://hogrelay/readyz")
+		resp, err := c.Get("http://hogrelay" + probe)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				c.CloseIdleConnections()
 				return nil
 			}
-			err = fmt.Errorf("/readyz answered %d", resp.StatusCode)
+			err = fmt.Errorf("%s answered %d", probe, resp.StatusCode)
 		}
 		last = err
 		if time.Now().After(deadline) {

@@ -1,0 +1,305 @@
+package forwarder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hogrelay/hogrelay/spool"
+)
+
+// appendRecords stores records of per events each (event numbers from 0),
+// one Append per record, and returns every event in order.
+func (h *harness) appendRecords(t *testing.T, records, per int) []string {
+	t.Helper()
+	var all []string
+	for r := 0; r < records; r++ {
+		var evs [][]byte
+		for i := r * per; i < (r+1)*per; i++ {
+			evs = append(evs, event(i))
+			all = append(all, string(event(i)))
+		}
+		require.NoError(t, h.sp.Append(context.Background(), "phc_test", false, evs))
+	}
+	return all
+}
+
+// start runs the forwarder with its concurrency limit preset (as if it had
+// already grown) until the test ends.
+func (h *harness) start(t *testing.T, limit float64) {
+	t.Helper()
+	h.f.limiter.c.limit = limit
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (h *harness) pending(t *testing.T) int64 {
+	t.Helper()
+	st, err := h.sp.Stats()
+	require.NoError(t, err)
+	return st.PendingEvents
+}
+
+func (h *harness) waitEmpty(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.pending(t) == 0 }, 10*time.Second, 5*time.Millisecond)
+}
+
+func has(r received, i int) bool {
+	for _, e := range r.Batch {
+		if strings.Contains(string(e), fmt.Sprintf(`"i":%d}`, i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Batches finish out of order; a record leaves the spool only when the
+// request carrying it got its 2xx, never because a later one did.
+func TestOutOfOrderCompletionNeverRemovesAnUnacknowledgedRecord(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 10 })
+	h.up.hold = func(r received) {
+		if has(r, 0) { // the head batch hangs until the test lets it go
+			<-release
+		}
+	}
+	h.appendRecords(t, 5, 10)
+	h.start(t, 4)
+
+	// Everything behind the head is accepted and removed...
+	require.Eventually(t, func() bool { return len(h.up.acceptedEvents()) == 40 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return h.pending(t) == 10 }, 10*time.Second, 5*time.Millisecond)
+	// ...and the head record, still unanswered, stays: it is what a crash now
+	// would send again.
+	head, err := h.sp.Next(1000, 5<<20)
+	require.NoError(t, err)
+	require.Len(t, head, 1)
+	require.Equal(t, string(event(0)), string(head[0].Events[0]))
+	require.Equal(t, 1, h.f.Status().InFlight)
+
+	close(release)
+	h.waitEmpty(t)
+	require.Len(t, h.up.acceptedEvents(), 50)
+}
+
+// A record split over several chunks (batch_max_events lowered after it was
+// stored) is removed only after its last chunk is accepted, whichever lane
+// finishes last.
+func TestRecordSplitOverLanesIsRemovedAfterItsLastChunk(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 5 })
+	h.up.hold = func(r received) {
+		if has(r, 0) {
+			<-release
+		}
+	}
+	// One record of 20 events: four chunks of 5.
+	var evs [][]byte
+	for i := 0; i < 20; i++ {
+		evs = append(evs, event(i))
+	}
+	require.NoError(t, h.sp.Append(context.Background(), "phc_test", false, evs))
+	h.start(t, 4)
+	require.Eventually(t, func() bool { return len(h.up.acceptedEvents()) == 15 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // give a wrong removal the time to happen
+	require.EqualValues(t, 20, h.pending(t), "three of four chunks accepted: the record stays")
+	once.Do(func() { close(release) })
+	h.waitEmpty(t)
+}
+
+func TestSeveralInFlightWhenTheLimitAllows(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 10; o.MaxInFlight = 4 })
+	h.up.hold = func(received) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	want := h.appendRecords(t, 20, 10)
+	h.start(t, 4)
+	h.waitEmpty(t)
+	require.ElementsMatch(t, want, h.up.acceptedEvents(), "every event exactly once")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 4, most, "four lanes, never more than max_in_flight")
+}
+
+// 413 splitting, 400 bisection and 401 behave with four lanes as with one.
+func TestRefusalsWithSeveralInFlight(t *testing.T) {
+	t.Run("413 splits", func(t *testing.T) {
+		h := newHarness(t, func(_ int, r received) (int, string) {
+			if len(r.Batch) > 3 {
+				return 413, ""
+			}
+			return 200, ""
+		}, func(o *Options) { o.BatchMaxEvents = 10 })
+		want := h.appendRecords(t, 8, 10)
+		h.start(t, 4)
+		h.waitEmpty(t)
+		require.ElementsMatch(t, want, h.up.acceptedEvents())
+		st, _ := h.sp.Stats()
+		require.Zero(t, st.DeadEvents)
+	})
+	t.Run("400 bisects to exactly the poison events", func(t *testing.T) {
+		poison := map[int]bool{3: true, 27: true, 55: true, 56: true}
+		h := newHarness(t, func(_ int, r received) (int, string) {
+			for p := range poison {
+				if has(r, p) {
+					return 400, ""
+				}
+			}
+			return 200, ""
+		}, func(o *Options) { o.BatchMaxEvents = 10 })
+		all := h.appendRecords(t, 8, 10)
+		h.start(t, 4)
+		h.waitEmpty(t)
+		var good, bad []string
+		for i, e := range all {
+			if poison[i] {
+				bad = append(bad, e)
+			} else {
+				good = append(good, e)
+			}
+		}
+		require.ElementsMatch(t, good, h.up.acceptedEvents())
+		var dead []string
+		require.NoError(t, h.sp.Each(spool.DeadLetters, func(r spool.Record) error {
+			dead = append(dead, string(r.Events[0]))
+			return nil
+		}))
+		require.ElementsMatch(t, bad, dead)
+		require.False(t, h.f.Status().RefusingAll)
+	})
+	t.Run("401 holds every lane and keeps everything", func(t *testing.T) {
+		var mu sync.Mutex
+		authed := false
+		h := newHarness(t, func(_ int, r received) (int, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !authed {
+				return 401, ""
+			}
+			return 200, ""
+		}, func(o *Options) { o.BatchMaxEvents = 10 })
+		h.f.clk.after = func(time.Duration) <-chan time.Time { return nil } // waits never end by themselves
+		want := h.appendRecords(t, 8, 10)
+		h.start(t, 4)
+		require.Eventually(t, func() bool { return h.f.Status().State == StateAuthFailed }, 10*time.Second, 5*time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
+		h.up.mu.Lock()
+		n := len(h.up.requests)
+		h.up.mu.Unlock()
+		require.LessOrEqual(t, n, 4, "only the requests already in flight, no new ones while the key is refused")
+		require.EqualValues(t, 80, h.pending(t))
+		mu.Lock()
+		authed = true
+		mu.Unlock()
+		h.f.Wake() // what a reload with the fixed key does
+		h.waitEmpty(t)
+		require.ElementsMatch(t, want, h.up.acceptedEvents())
+	})
+}
+
+// After a long outage the agent still probes every few seconds (bounded by
+// backoff_max, jittered), each probe one event, and all lanes wait.
+func TestProbingStaysBoundedAndSmallThroughALongOutage(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	h := newHarness(t, func(_ int, r received) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return 503, ""
+		}
+		return 200, ""
+	}, func(o *Options) {
+		o.BatchMaxEvents = 10
+		o.BackoffInitial = time.Second
+		o.BackoffMax = 5 * time.Second
+	})
+	want := h.appendRecords(t, 8, 10)
+	h.start(t, 4)
+	// An hour of simulated outage.
+	require.Eventually(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var total time.Duration
+		for _, w := range h.waits {
+			total += w
+		}
+		return total > time.Hour
+	}, 30*time.Second, time.Millisecond)
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	h.waitEmpty(t)
+	require.ElementsMatch(t, want, h.up.acceptedEvents())
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, w := range h.waits {
+		require.LessOrEqual(t, w, 5*time.Second, "wait %d", i)
+	}
+	h.up.mu.Lock()
+	defer h.up.mu.Unlock()
+	for i, r := range h.up.requests[4:] { // after the first answers, only probes...
+		if i > len(h.up.requests)-4-20 {
+			break // ...until PostHog is back and the flow restarts
+		}
+		require.Len(t, r.Batch, 1, "request %d during the outage is a one-event probe", i+4)
+	}
+}
+
+// An upstream that refuses every event, even alone, with the same answer
+// (a broken proxy, a wrong host) is an upstream problem: nothing is
+// dead-lettered, everything is kept, status says so.
+func TestRefusingEverythingIsNotPoison(t *testing.T) {
+	var mu sync.Mutex
+	broken := true
+	h := newHarness(t, func(_ int, r received) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return 400, ""
+		}
+		return 200, ""
+	}, func(o *Options) { o.BatchMaxEvents = 100 })
+	want := h.appendRecords(t, 10, 100)
+	h.start(t, 4)
+	require.Eventually(t, func() bool { return h.f.Status().RefusingAll }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		h.up.mu.Lock()
+		defer h.up.mu.Unlock()
+		return len(h.up.requests) > 200
+	}, 10*time.Second, time.Millisecond, "it keeps retrying")
+	st, _ := h.sp.Stats()
+	require.Zero(t, st.DeadEvents, "nothing dead-lettered")
+	require.EqualValues(t, 1000, st.PendingEvents)
+	s := h.f.Status()
+	require.Equal(t, StateBackingOff, s.State)
+	require.Contains(t, s.LastError, "refuses every event")
+
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	h.waitEmpty(t)
+	require.ElementsMatch(t, want, h.up.acceptedEvents())
+	require.False(t, h.f.Status().RefusingAll)
+	st, _ = h.sp.Stats()
+	require.Zero(t, st.DeadEvents)
+}
