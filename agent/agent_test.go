@@ -80,6 +80,14 @@ func runAgent(t *testing.T, a *Agent) (stop func() error) {
 	return stop
 }
 
+// delivered waits until PostHog has every one of ids.
+func delivered(t *testing.T, up *fakeposthog.Server, ids []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+}
+
 func postBatch(t *testing.T, a *Agent, n int) []string {
 	t.Helper()
 	var ids, evs []string
@@ -129,10 +137,7 @@ func TestReloadAppliesClaimedKeysAndTheRestNeedRestart(t *testing.T) {
 
 	// The forwarder got the new tuning: batches of at most 3.
 	stop := runAgent(t, a)
-	ids := postBatch(t, a, 7)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	delivered(t, up, postBatch(t, a, 7))
 	require.NoError(t, stop())
 	for _, r := range up.Requests() {
 		require.LessOrEqual(t, r.Events, 3)
@@ -200,10 +205,7 @@ func TestRunForwardsAndStopsCleanly(t *testing.T) {
 	cfg := testConfig(t, up)
 	a, logs := newAgent(t, cfg)
 	stop := runAgent(t, a)
-	ids := postBatch(t, a, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	delivered(t, up, postBatch(t, a, 3))
 
 	require.NoError(t, stop())
 	require.False(t, a.isReady())

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -90,10 +89,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	up := newUpstream(t)
 	a, _ := newAgent(t, testConfig(t, up))
 	stop := runAgent(t, a)
-	ids := postBatch(t, a, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, up.WaitForUUIDs(ctx, ids))
+	delivered(t, up, postBatch(t, a, 2))
 	require.Eventually(t, func() bool { st, err := a.spool.Stats(); return err == nil && st.PendingEvents == 0 }, 10*time.Second, 5*time.Millisecond)
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/flags/?v=2", strings.NewReader(`{"token":"phc_agenttest","distinct_id":"d"}`)))

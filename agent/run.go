@@ -47,7 +47,8 @@ func (a *Agent) start(ctx context.Context) *running {
 	r.servers = make([]*http.Server, len(a.listeners))
 	errLog := newServerErrorLog(a.log)
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errLog}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+			MaxHeaderBytes: maxHeaderBytes, ErrorLog: errLog}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -85,8 +86,16 @@ func (a *Agent) serve(ctx context.Context, r *running) error {
 }
 
 // stop is the one shutdown path: no new connections, in-flight requests
-// answered (their spool commits finish), forward for at most
+// answered (their spool commits finish), forward for what is left of
 // shutdown_timeout, stop the forwarder and the poller, close the spool.
+//
+// The whole of it fits in shutdown_timeout plus the time to stop the
+// forwarder and close the spool (about a second), so systemd's
+// TimeoutStopSec never SIGKILLs the agent: producers' requests get at most
+// half of the budget to finish (a producer that stalls mid-body or never
+// reads its answer has its connection closed; it got no 2xx, so nothing it
+// was promised is lost), forwarding gets the rest, and the forwarder's
+// requests still in flight are cancelled (those events stay spooled).
 // shutdown_timeout is read now, from the running configuration, so a value
 // applied by a reload is the one used.
 func (a *Agent) stop(r *running, runErr error) error {
@@ -94,17 +103,24 @@ func (a *Agent) stop(r *running, runErr error) error {
 	a.mu.Lock()
 	a.ready = false
 	a.mu.Unlock()
+	budget := a.config().Forwarder.ShutdownTimeout.D()
+	deadline := time.Now().Add(budget)
 	a.log.Info().Msg("shutting down: no new connections; finishing in-flight requests")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	shutCtx, cancel := context.WithDeadline(context.Background(), time.Now().Add(budget/2))
 	for _, srv := range r.servers {
-		_ = srv.Shutdown(shutCtx) // waits for handlers, i.e. for their spool commits
+		if err := srv.Shutdown(shutCtx); err != nil { // waits for handlers, i.e. for their spool commits
+			_ = srv.Close()
+		}
+	}
+	if shutCtx.Err() != nil {
+		a.log.Warn().Msg("producers' requests still unfinished after half of shutdown_timeout; closed their connections (they got no answer, so they were promised nothing)")
 	}
 	cancel()
 	a.removeSocket()
 
-	flushFor := a.config().Forwarder.ShutdownTimeout.D()
-	a.log.Info().Str("shutdown_timeout", flushFor.String()).Msg("forwarding what is spooled before stopping")
-	drainCtx, cancel := context.WithTimeout(context.Background(), flushFor)
+	a.log.Info().Str("for", time.Until(deadline).Round(time.Millisecond).String()).Str("shutdown_timeout", budget.String()).
+		Msg("forwarding what is spooled before stopping")
+	drainCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	a.forwarder.Drain(drainCtx)
 	cancel()
 	r.stopForwarder()

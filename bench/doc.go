@@ -16,6 +16,15 @@
 //   - BenchmarkForward: a pre-filled spool drained by forwarder.Run; op = one
 //     event. Upstreams "lean" and "fakeposthog" (which JSON-decodes and
 //     records every event, so it is the bottleneck, not hogrelay).
+//   - BenchmarkWANDrain: a 200,000-event spooled backlog drained by the
+//     forwarder (default settings) to an upstream that answers each /batch/
+//     after 0, 20 or 100 ms; op = one drain; reports events/s and the most
+//     requests the upstream saw in flight.
+//   - BenchmarkFleetRecovery: 20 in-process agents, each holding 20,000
+//     events spooled during a 30 s outage; PostHog then accepts 40
+//     requests/s at 50 ms and answers 429 + Retry-After above; op = one
+//     recovery; reports the time to each agent's first delivery (p50/p99),
+//     drain time, drain/ideal and the share of requests refused.
 //   - BenchmarkFlagsRoundTrip50: POST /flags/?v=2 with person_properties
 //     against 50 locally evaluated definitions; op = one request.
 //

@@ -228,3 +228,9 @@ func waitFor(timeout time.Duration, cond func() bool) error {
 	}
 	return nil
 }
+
+func startTimer(tb testing.TB) {
+	if b, ok := tb.(*testing.B); ok {
+		b.StartTimer()
+	}
+}

@@ -1,6 +1,9 @@
 package bench
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestBenchHarnessSmoke runs every benchmark body once at a tiny size, with
 // all its checks, so `go test ./...` notices when the harness breaks. It
@@ -31,6 +34,13 @@ func TestBenchHarnessSmoke(t *testing.T) {
 	t.Run("Forward", func(t *testing.T) {
 		runForward(t, "lean", 1050)
 		runForward(t, "fakeposthog", 250)
+	})
+	t.Run("WANDrain", func(t *testing.T) {
+		runWANDrain(t, 20*time.Millisecond, 3000, 4)
+	})
+	t.Run("FleetRecovery", func(t *testing.T) {
+		r := runFleet(t, fleetCase{agents: 3, perAgent: 1000, rate: 40, delay: 5 * time.Millisecond, outage: 2 * time.Second})
+		t.Log(r)
 	})
 	t.Run("FlagsRoundTrip50", func(t *testing.T) {
 		runFlags(t, 2, 20)

@@ -302,3 +302,16 @@ func TestAcceptErrorsAreLoggedOncePerBurstAsJSON(t *testing.T) {
 	t.Logf("%d log lines, %d about accept errors", lines, accept)
 	require.Equal(t, 1, accept, "one line per burst")
 }
+
+// Each connection may hold at most 64 KiB of request line and headers
+// (Go's default is 1 MiB: max_connections of them would be gigabytes).
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	up := newUpstream(t)
+	a := startAgent(t, up)
+	ans := a.do(http.MethodPost, "/e/?"+strings.Repeat("q", 100<<10), oneEventBody(t, "long-url"), map[string]string{"Content-Type": "application/json"})
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, ans.status, ans.body)
+	ans = a.do(http.MethodPost, "/batch/", oneEventBody(t, "long-header"), map[string]string{"Content-Type": "application/json", "X-Pad": strings.Repeat("h", 100<<10)})
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, ans.status, ans.body)
+	ans = a.do(http.MethodPost, "/batch/", oneEventBody(t, "normal"), map[string]string{"Content-Type": "application/json"})
+	require.Equal(t, 200, ans.status, ans.body)
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,21 +24,17 @@ func TestReloadedShutdownTimeoutIsTheOneStopUses(t *testing.T) {
 	require.Equal(t, 200, a.postJSON("/batch/", batchBody(evs)).status)
 
 	writeConfig(t, a.dir, a.socket, up.URL(), `forwarder.shutdown_timeout = "1s"`, `forwarder.request_timeout = "10m"`)
-	from := len(a.logs.String())
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
-	var reload map[string]any
-	require.Eventually(t, func() bool {
-		reload = logLine(a.logs.String()[from:], "configuration reloaded")
-		return reload != nil
-	}, 10*time.Second, 20*time.Millisecond, "no \"configuration reloaded\" log line")
-	require.Equal(t, []any{"[forwarder] shutdown_timeout"}, reload["applied_keys"])
+	require.Eventually(t, func() bool { return len(a.logs.Lines("configuration reloaded")) > 0 },
+		10*time.Second, 20*time.Millisecond, "no \"configuration reloaded\" log line")
+	require.Equal(t, []any{"[forwarder] shutdown_timeout"}, a.logs.Lines("configuration reloaded")[0]["applied_keys"])
 
 	// a.stop fails the test if the agent takes 60s, far below the old 5m
 	// budget and far above the new 1s one.
 	require.NoError(t, a.stop())
-	flush := logLine(a.logs.String(), "forwarding what is spooled before stopping")
-	require.NotNil(t, flush, "the stop phase names the budget it uses")
-	require.Equal(t, "1s", flush["shutdown_timeout"])
+	flush := a.logs.Lines("forwarding what is spooled before stopping")
+	require.Len(t, flush, 1, "the stop phase names the budget it uses")
+	require.Equal(t, "1s", flush[0]["shutdown_timeout"])
 
 	// Nothing acknowledged was lost: the three events wait for the next start.
 	out, errOut, code := a.cli("spool", "stats")
@@ -47,15 +42,4 @@ func TestReloadedShutdownTimeoutIsTheOneStopUses(t *testing.T) {
 	var st map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	require.EqualValues(t, len(ids), st["pending_events"])
-}
-
-// logLine returns the first JSON log line in logs whose message is msg.
-func logLine(logs, msg string) map[string]any {
-	for _, l := range strings.Split(logs, "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg {
-			return m
-		}
-	}
-	return nil
 }

@@ -25,6 +25,11 @@ import (
 // regains full speed within a few round trips. The latency signal alone
 // never takes the limit below one: slow answers are not a refusal.
 //
+// And like TCP, it starts in slow start: until the first decrease, growth
+// doubles the limit each interval instead of adding one, so a backlog on a
+// long link reaches its speed within a few round trips rather than after
+// max_in_flight of them; the first sign of congestion ends it.
+//
 // It holds no lock and reads no clock; the caller serialises calls and
 // passes the time, so its decisions are table-tested.
 type controller struct {
@@ -32,6 +37,7 @@ type controller struct {
 	limit float64
 
 	inFlight     int
+	slowStart    bool // no decrease yet: grow by doubling
 	reachedLimit bool // a request started with every slot taken
 	backPressure bool // an answer in this interval said "slow down"
 
@@ -58,7 +64,7 @@ const (
 )
 
 func newController(maxInFlight int) *controller {
-	return &controller{max: float64(max(maxInFlight, 1)), limit: 1}
+	return &controller{max: float64(max(maxInFlight, 1)), limit: 1, slowStart: true}
 }
 
 // setMax applies a reloaded max_in_flight.
@@ -146,14 +152,19 @@ func (c *controller) decide(cur float64, haveCur bool) {
 	switch {
 	case c.backPressure:
 		c.limit = math.Max(minLimit, c.limit*backPressureDecrease)
+		c.slowStart = false
 	case c.limit < c.max && c.reachedLimit && haveCur && cur <= c.pastMean:
-		if c.limit < 1 {
+		switch {
+		case c.limit < 1:
 			c.limit = math.Min(1, c.limit*2)
-		} else {
+		case c.slowStart:
+			c.limit = math.Min(c.max, math.Floor(c.limit)*2)
+		default:
 			c.limit = math.Min(c.max, math.Floor(c.limit)+1)
 		}
 	case haveCur && cur >= c.pastMean+threshold && c.limit > 1:
 		c.limit = math.Max(1, c.limit*latencyDecrease)
+		c.slowStart = false
 	}
 }
 

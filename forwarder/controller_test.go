@@ -63,23 +63,27 @@ func TestControllerDecisions(t *testing.T) {
 		max   int
 		steps []step
 		want  float64
+		slow  bool // still in slow start (no decrease seen yet)
 	}{
-		{"starts at one", 1, 16, nil, 1},
-		{"grows by one per interval on fast 2xx at the limit", 1, 16, repeat(6, ok(100)), 6},
-		{"never beyond max_in_flight", 1, 4, repeat(20, ok(100)), 4},
-		{"max_in_flight 1 stays at one", 1, 1, repeat(20, ok(100)), 1},
-		{"no growth without demand (limit not reached)", 2, 16, repeat(10, okIdle(100)), 2},
-		{"429/503/timeouts halve it", 8, 16, append(repeat(1, ok(100)), pressure(100)), 4},
-		{"repeated back pressure goes below one (pacing)", 4, 16, append(repeat(1, ok(100)), repeat(4, pressure(100))...), 0.25},
-		{"back pressure bottoms out", 1, 16, append(repeat(1, ok(100)), repeat(50, pressure(100))...), minLimit},
-		{"below one, fast 2xx double it back", 0.125, 16, repeat(4, ok(100)), 1},
-		{"a clear rise in latency takes 10% off", 10, 16, append(repeat(8, okIdle(100)), okIdle(400)), 9},
-		{"jitter within 10% of the mean is not congestion", 5, 16, []step{ok(100), okIdle(105), okIdle(95), okIdle(108), okIdle(100)}, 5},
-		{"a 400 says nothing about load", 5, 16, append(repeat(1, ok(100)), repeat(5, neutral(100))...), 5},
+		{"slow start doubles per interval on fast 2xx", 1, 16, repeat(4, ok(100)), 8, true},
+		{"slow start stops at max_in_flight", 1, 10, repeat(10, ok(100)), 10, true},
+		{"back pressure ends slow start: then one at a time", 8, 16, append(append(repeat(1, ok(100)), pressure(100)), repeat(3, ok(100))...), 7, true},
+		{"starts at one", 1, 16, nil, 1, false},
+		{"grows by one per interval on fast 2xx at the limit", 1, 16, repeat(6, ok(100)), 6, false},
+		{"never beyond max_in_flight", 1, 4, repeat(20, ok(100)), 4, false},
+		{"max_in_flight 1 stays at one", 1, 1, repeat(20, ok(100)), 1, false},
+		{"no growth without demand (limit not reached)", 2, 16, repeat(10, okIdle(100)), 2, false},
+		{"429/503/timeouts halve it", 8, 16, append(repeat(1, ok(100)), pressure(100)), 4, false},
+		{"repeated back pressure goes below one (pacing)", 4, 16, append(repeat(1, ok(100)), repeat(4, pressure(100))...), 0.25, false},
+		{"back pressure bottoms out", 1, 16, append(repeat(1, ok(100)), repeat(50, pressure(100))...), minLimit, false},
+		{"below one, fast 2xx double it back", 0.125, 16, repeat(4, ok(100)), 1, false},
+		{"a clear rise in latency takes 10% off", 10, 16, append(repeat(8, okIdle(100)), okIdle(400)), 9, false},
+		{"jitter within 10% of the mean is not congestion", 5, 16, []step{ok(100), okIdle(105), okIdle(95), okIdle(108), okIdle(100)}, 5, false},
+		{"a 400 says nothing about load", 5, 16, append(repeat(1, ok(100)), repeat(5, neutral(100))...), 5, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newController(tc.max)
-			c.limit = tc.start
+			c.limit, c.slowStart = tc.start, tc.slow
 			drive(c, tc.steps)
 			require.InDelta(t, tc.want, c.limit, 1e-9)
 		})

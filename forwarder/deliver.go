@@ -58,12 +58,48 @@ func classify(res result, n int) action {
 // deliverChunk sends events until each one is accepted or dead; it returns
 // the dead ones. body, when not nil, is events already encoded. The error
 // is non-nil only when ctx ended first.
+//
+// An event refused alone is only a suspect until its batch is sorted out:
+// if, meanwhile, PostHog turned out to refuse everything (holdRefused),
+// the suspects were not poison and are sent again; otherwise they are
+// dead-lettered. Without this, the first event of a batch would be
+// dead-lettered before the second one, refused too, showed the pattern.
 func (f *Forwarder) deliverChunk(ctx context.Context, b batch, events [][]byte, body []byte) ([]spool.DeadEvent, error) {
-	var dead []spool.DeadEvent
+	for {
+		var t tally
+		if err := f.deliverPart(ctx, b, events, body, &t); err != nil {
+			return nil, err
+		}
+		if !t.held || len(t.suspects) == 0 {
+			dead := make([]spool.DeadEvent, 0, len(t.suspects))
+			for _, s := range t.suspects {
+				dead = append(dead, f.deadLetter(b, s.event, s.res))
+			}
+			return dead, nil
+		}
+		events, body = events[:0:0], nil
+		for _, s := range t.suspects {
+			events = append(events, s.event)
+		}
+	}
+}
+
+// tally is what one batch's bisection learnt.
+type tally struct {
+	suspects []suspect
+	held     bool // PostHog refused everything at some point meanwhile
+}
+
+type suspect struct {
+	event []byte
+	res   result
+}
+
+func (f *Forwarder) deliverPart(ctx context.Context, b batch, events [][]byte, body []byte, t *tally) error {
 	for len(events) > 0 {
 		probe, err := f.gate.pass(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		part := events
 		if probe && len(part) > probeEvents {
@@ -76,30 +112,31 @@ func (f *Forwarder) deliverChunk(ctx context.Context, b batch, events [][]byte, 
 		res := f.send(ctx, o, body, len(part))
 		body = nil
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		switch classify(res, len(part)) {
 		case actAccepted:
 			f.accepted(probe, len(part))
 		case actSplit:
 			f.gate.ok(probe) // PostHog answered: it is up
-			f.noteRefusal(res)
+			if f.noteRefusal(res) {
+				t.held = true
+			}
 			f.log.Debug().Int("status", res.status).Int("events", len(part)).Msg("batch refused; splitting it in two")
 			mid := len(part) / 2
 			for _, half := range [][][]byte{part[:mid], part[mid:]} {
-				d, err := f.deliverChunk(ctx, b, half, nil)
-				if err != nil {
-					return nil, err
+				if err := f.deliverPart(ctx, b, half, nil, t); err != nil {
+					return err
 				}
-				dead = append(dead, d...)
 			}
 		case actDeadLetter:
 			if f.noteRefusal(res) {
+				t.held = true
 				f.holdRefused(probe, res)
 				continue // keep it: the upstream is the problem
 			}
 			f.gate.ok(probe)
-			dead = append(dead, f.deadLetter(b, part[0], res))
+			t.suspects = append(t.suspects, suspect{event: part[0], res: res})
 		case actRetry:
 			f.retryLater(probe, res, len(part))
 			continue
@@ -109,7 +146,7 @@ func (f *Forwarder) deliverChunk(ctx context.Context, b batch, events [][]byte, 
 		}
 		events = events[len(part):]
 	}
-	return dead, nil
+	return nil
 }
 
 // accepted: PostHog took n events.

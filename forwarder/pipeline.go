@@ -36,8 +36,13 @@ type chunk struct {
 // in flight at that moment stay in the spool and are sent again next time.
 func (f *Forwarder) Run(ctx context.Context) error {
 	var lanes sync.WaitGroup
+	removals := make(chan removal, 64)
+	removerDone := make(chan struct{})
+	go func() { defer close(removerDone); f.remover(ctx, removals) }()
 	defer func() {
 		lanes.Wait()
+		close(removals)
+		<-removerDone
 		f.mu.Lock()
 		f.stopped = true
 		f.mu.Unlock()
@@ -83,7 +88,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			lanes.Add(1)
 			go func() {
 				defer lanes.Done()
-				f.lane(ctx, c)
+				f.lane(ctx, c, removals)
 			}()
 		}
 	}
@@ -114,8 +119,8 @@ func (f *Forwarder) split(o Options, recs []spool.Record) []*chunk {
 
 // lane encodes its chunk at once (while earlier lanes are still sending),
 // waits for its turn and a free slot, delivers it, and when it was the
-// job's last chunk removes the job's records from the spool.
-func (f *Forwarder) lane(ctx context.Context, c *chunk) {
+// job's last chunk hands the job's records to the remover.
+func (f *Forwarder) lane(ctx context.Context, c *chunk, removals chan<- removal) {
 	defer f.limiter.removeLane()
 	body := encode(c.j.b, c.events)
 	if err := f.limiter.acquire(ctx, c.ticket); err != nil {
@@ -133,7 +138,41 @@ func (f *Forwarder) lane(ctx context.Context, c *chunk) {
 	last := j.chunks == 0
 	j.mu.Unlock()
 	if last {
-		f.remove(ctx, j.seqs, j.dead)
+		select {
+		case removals <- removal{seqs: j.seqs, dead: j.dead}:
+		case <-ctx.Done(): // the records stay and are sent again next time
+		}
+	}
+}
+
+// removal is a finished job: its records leave the spool, its dead events
+// go to the dead-letter bucket.
+type removal struct {
+	seqs []uint64
+	dead []spool.DeadEvent
+}
+
+// remover deletes finished jobs from the spool, all that have queued up in
+// one transaction: with several batches in flight they finish close
+// together, and one commit (two fsyncs) for all of them keeps the removal
+// from becoming the drain's bottleneck. It runs until removals is closed,
+// so removals queued before a shutdown still happen.
+func (f *Forwarder) remover(ctx context.Context, removals <-chan removal) {
+	for r := range removals {
+		seqs, dead := r.seqs, r.dead
+	more:
+		for {
+			select {
+			case next, ok := <-removals:
+				if !ok {
+					break more
+				}
+				seqs, dead = append(seqs, next.seqs...), append(dead, next.dead...)
+			default:
+				break more
+			}
+		}
+		f.remove(ctx, seqs, dead)
 	}
 }
 

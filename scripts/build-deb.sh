@@ -270,6 +270,8 @@ if [ -z "$2" ]; then
 	     in /etc/hogrelay/env, mode 0600), then: hogrelay check-config
 	  2. systemctl start hogrelay
 	  3. usermod -aG hogrelay <producer-user> so it may write /run/hogrelay/hogrelay.sock
+	  4. admin commands (spool export, dead letters) use /run/hogrelay/admin.sock: sudo,
+	     or README "Security model" for the hogrelay-admin group
 	MSG
 elif $systemd_up; then
 	# Upgrade: a running agent flushes, stops and comes back on the new binary.

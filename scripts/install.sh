@@ -268,6 +268,9 @@ if $live; then
 	     Watch it:  systemctl status hogrelay; journalctl -u hogrelay -f
 	  3. Let a producer write to /run/hogrelay/hogrelay.sock:
 	       usermod -aG hogrelay <producer-user>   (then restart that producer)
+	  4. Admin commands (spool export, dead letters, compact) use
+	     /run/hogrelay/admin.sock: run them with sudo, or see README
+	     "Security model" to give the hogrelay-admin group access.
 	MSG
 else
 	cat <<-MSG
