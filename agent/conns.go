@@ -16,6 +16,10 @@ const (
 	// idleTimeout closes keep-alive connections nobody uses, so idle SDK
 	// pools do not hold connection slots for long.
 	idleTimeout = 60 * time.Second
+	// maxHeaderBytes bounds what one connection's request line and headers
+	// may hold (Go's default is 1 MiB, which max_connections of them would
+	// make gigabytes). SDKs send a few hundred bytes.
+	maxHeaderBytes = 64 << 10
 )
 
 // limitListener lets at most n connections be open at once; Accept waits

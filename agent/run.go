@@ -46,7 +46,8 @@ func (a *Agent) start(ctx context.Context) *running {
 	r.servers = make([]*http.Server, len(a.listeners))
 	errLog := newServerErrorLog(a.log)
 	for i, l := range a.listeners {
-		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, ErrorLog: errLog}
+		srv := &http.Server{Handler: a.handler.On(a.surfaces[i]), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+			MaxHeaderBytes: maxHeaderBytes, ErrorLog: errLog}
 		r.servers[i] = srv
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -28,7 +28,10 @@ func (c *devCmd) Usage() string {
 
 Try hogrelay without a PostHog account: run the agent against a local
 PostHog stand-in that accepts batches and serves sample flags, with the
-spool in a temporary directory. Ctrl-C stops everything.`
+spool in a temporary directory. Ctrl-C stops everything. The agent evaluates
+the stand-in's definitions locally; with --remote it has a project key only,
+as most PostHog setups, and asks the stand-in's /flags, which answers from
+the same definitions per distinct id.`
 }
 
 func (c *devCmd) Run(ctx context.Context, args []string) error {
@@ -38,6 +41,7 @@ func (c *devCmd) Run(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", "127.0.0.1:8787", "loopback TCP listener for SDKs (\"\" = none)")
 	dataDir := fs.String("data-dir", "", "keep the spool here (default: a temporary directory removed on exit)")
 	level := fs.String("log-level", "info", "log level (debug shows every batch and retry)")
+	remote := fs.Bool("remote", false, "project key only, as most PostHog users run: no definitions are polled, flags are asked of the stand-in's /flags (remote evaluation)")
 	if _, err := parse(e, fs, c.Usage(), args); err != nil {
 		return err
 	}
@@ -73,6 +77,11 @@ func (c *devCmd) Run(ctx context.Context, args []string) error {
 	cfg.PostHog.Host = up.URL()
 	cfg.PostHog.APIKey = devProjectKey
 	cfg.PostHog.PersonalAPIKey = devPersonalKey
+	mode := "local evaluation of the polled definitions (try --remote for a project key only)"
+	if *remote {
+		cfg.PostHog.PersonalAPIKey = ""
+		mode = "remote evaluation: the stand-in's /flags answers, per distinct id (no personal key)"
+	}
 	cfg.Listen.Socket = sock
 	cfg.Listen.HTTP = *httpAddr
 	cfg.Log.Level = *level
@@ -96,6 +105,7 @@ hogrelay dev mode
   admin socket:    %s (spool export, dead letters, compact)
   http:            %s
   local PostHog:   %s (accepts batches, serves sample flags)
+  flags:           %s
   data dir:        %s
 
 Try it (in another terminal):
@@ -109,7 +119,7 @@ Try it (in another terminal):
 
 Ctrl-C stops everything.
 
-`, rel, config.DefaultAdminSocket(rel), orDash(cfg.Listen.HTTP), up.URL(), dir, rel, devProjectKey, self, rel, self, rel)
+`, rel, config.DefaultAdminSocket(rel), orDash(cfg.Listen.HTTP), up.URL(), mode, dir, rel, devProjectKey, self, rel, self, rel)
 	return runWithSignals(ctx, a, func() (config.Config, error) { return cfg, nil }, func(error) {})
 }
 

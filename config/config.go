@@ -165,7 +165,7 @@ func Default() Config {
 			SocketMode:      0o660,
 			AdminSocketMode: 0o600,
 			AllowedOrigins:  []string{},
-			MaxConnections:  4096,
+			MaxConnections:  1024,
 		},
 		Log:    LogConfig{Level: "info", Format: "auto"},
 		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000, MaxDecodeBytes: 256 << 20},

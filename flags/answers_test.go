@@ -287,3 +287,25 @@ func TestClearAnswers(t *testing.T) {
 	_, err = h.svc.All(ctx, Ask{Input: eval.Input{DistinctID: "u1"}})
 	require.ErrorIs(t, err, ErrNoAnswer, "nothing left to answer from")
 }
+
+// "no answer for KEY: " + the error must read once: no "no answer" inside,
+// and the flag named by the caller only.
+func TestNoAnswerMessagesDoNotStutter(t *testing.T) {
+	f := newFake(t)
+	f.setFlags(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	h := loaded(t, f, func(o *Options) { o.OnlyEvaluateLocally = false })
+	for _, tc := range []struct {
+		key string
+		ask Ask
+	}{
+		{"needs-server", Ask{Input: eval.Input{DistinctID: "u"}, OnlyLocal: true}},
+		{"needs-server", Ask{Input: eval.Input{DistinctID: "u"}}},
+		{"no-such-flag", Ask{Input: eval.Input{DistinctID: "u"}}},
+	} {
+		_, err := h.svc.Flag(context.Background(), tc.key, tc.ask)
+		require.ErrorIs(t, err, ErrNoAnswer)
+		msg := err.Error()
+		require.NotContains(t, msg, "no answer", msg)
+		require.NotContains(t, msg, fmt.Sprintf("flag %q", tc.key), msg)
+	}
+}

@@ -55,7 +55,7 @@ func (s *Spool) Compact() (CompactResult, error) {
 	}
 	if err := os.Rename(tmp, s.opts.Path); err != nil {
 		// Keep running on the old file.
-		db, oerr := bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+		db, oerr := s.openBolt()
 		if oerr != nil {
 			return res, fmt.Errorf("spool: compact: rename failed (%v) and reopen failed: %w", err, oerr)
 		}
@@ -63,7 +63,7 @@ func (s *Spool) Compact() (CompactResult, error) {
 		return res, fmt.Errorf("spool: compact: rename %s: %w", tmp, err)
 	}
 	syncDir(filepath.Dir(s.opts.Path))
-	db, err := bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+	db, err := s.openBolt()
 	if err != nil {
 		return res, fmt.Errorf("spool: compact: reopen %s: %w", s.opts.Path, err)
 	}
@@ -76,15 +76,33 @@ func (s *Spool) Compact() (CompactResult, error) {
 	return res, nil
 }
 
-// CompactIfLarger compacts when nothing is pending and the file is larger
-// than threshold; the forwarder calls it after a backlog has drained.
+// CompactIfLarger compacts when nothing is pending, the file is larger than
+// threshold, and compacting gives a meaningful amount back: bbolt's free
+// pages (its own count, kept at every commit) make up at least half the
+// file or at least threshold bytes. The forwarder calls it whenever the
+// queue empties; dead letters cannot be compacted away, so a file they fill
+// is left alone instead of being rewritten after every batch.
 func (s *Spool) CompactIfLarger(threshold int64) (CompactResult, bool, error) {
 	st, err := s.Stats()
 	if err != nil || st.PendingEvents > 0 || st.FileBytes <= threshold {
 		return CompactResult{}, false, err
 	}
+	if free := s.FreeBytes(); free < min(st.FileBytes/2, threshold) {
+		return CompactResult{}, false, nil
+	}
 	res, err := s.Compact()
 	return res, err == nil, err
+}
+
+// FreeBytes is the space inside the file that bbolt holds as free pages
+// (reused by later writes, returned to the disk only by Compact).
+func (s *Spool) FreeBytes() int64 {
+	s.compactMu.RLock()
+	defer s.compactMu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	return int64(s.db.Stats().FreeAlloc)
 }
 
 func syncDir(dir string) {

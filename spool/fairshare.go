@@ -85,8 +85,8 @@ func (s *Spool) usageOf(c *counters, token string) int64 {
 // share is each token's part of the room for pending events when the spool
 // is nearly full, counting token as holding some; ok is false while the
 // spool is not nearly full (everyone may use what fits).
-func (s *Spool) share(c *counters, token string, add int64) (share int64, tokens int, ok bool) {
-	if (c.PendingBytes+c.DeadBytes+add)*100 <= s.opts.MaxBytes*nearFullPercent {
+func (s *Spool) share(c *counters, token string, add, limit int64) (share int64, tokens int, ok bool) {
+	if (c.PendingBytes+c.DeadBytes+add)*100 <= limit*nearFullPercent {
 		return 0, 0, false
 	}
 	seen := false
@@ -105,7 +105,7 @@ func (s *Spool) share(c *counters, token string, add int64) (share int64, tokens
 	if !seen {
 		tokens++
 	}
-	return (s.opts.MaxBytes - c.DeadBytes) / int64(tokens), tokens, true
+	return (limit - c.DeadBytes) / int64(tokens), tokens, true
 }
 
 // heaviest is the token holding the most pending bytes.
@@ -128,14 +128,15 @@ func (s *Spool) heaviest(c *counters) string {
 
 // admit decides where a request's room comes from: need bytes of victim's
 // oldest pending events to delete first (drop_oldest), or none; or the
-// refusal.
-func (s *Spool) admit(c *counters, req *writeReq) (victim string, need int64, err error) {
-	if req.bytes > s.opts.MaxBytes {
+// refusal. limit is the room for records' bytes: max_bytes scaled down by
+// how much larger the file is than the records it holds (see commit).
+func (s *Spool) admit(c *counters, req *writeReq, limit int64) (victim string, need int64, err error) {
+	if req.bytes > limit {
 		return "", 0, fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)
 	}
 	used := c.PendingBytes + c.DeadBytes
-	over := used + req.bytes - s.opts.MaxBytes
-	if share, tokens, near := s.share(c, req.token, req.bytes); near && s.usageOf(c, req.token)+req.bytes > share {
+	over := used + req.bytes - limit
+	if share, tokens, near := s.share(c, req.token, req.bytes, limit); near && s.usageOf(c, req.token)+req.bytes > share {
 		if s.opts.WhenFull != DropOldest || req.bytes > share {
 			return "", 0, fmt.Errorf("%w: this project holds %d bytes, over its fair share of %d bytes of the nearly full spool (%d of %d bytes used by %d projects)",
 				ErrFull, s.usageOf(c, req.token), share, used, s.opts.MaxBytes, tokens)
@@ -152,27 +153,38 @@ func (s *Spool) admit(c *counters, req *writeReq) (victim string, need int64, er
 }
 
 // dropOldestOf deletes token's oldest pending records until at least need
-// bytes are freed or it has none left. It returns the events deleted.
-func dropOldestOf(pending *bolt.Bucket, c *counters, need int64, token string) (int64, error) {
+// bytes are freed or it has none left. Records the forwarder has already
+// read (seq below handedOut) are in flight: their events are counted as
+// dropped only if the forwarder's Done does not report them delivered (see
+// Done), so the counter says what was lost, not what was deleted and then
+// delivered anyway.
+func (s *Spool) dropOldestOf(pending *bolt.Bucket, c *counters, need int64, token string) (drop, error) {
 	var keys [][]byte
-	var freed, events int64
+	var d drop
+	handedOut := s.handedOut.Load()
 	cur := pending.Cursor()
-	for k, v := cur.First(); k != nil && freed < need; k, v = cur.Next() {
+	for k, v := cur.First(); k != nil && d.bytes < need; k, v = cur.Next() {
 		if recordToken(v) != token {
 			continue
 		}
 		keys = append(keys, append([]byte(nil), k...))
-		freed += int64(len(v))
-		events += eventCount(v)
+		n := eventCount(v)
+		d.bytes += int64(len(v))
+		if seq := keySeq(k); seq < handedOut {
+			s.dropsPending[seq] = n
+			d.inFlight += n
+		} else {
+			d.events += n
+		}
+		c.PendingEvents -= n
 		c.pendingRemoved(v)
 	}
 	// Deleting while iterating can skip keys in bbolt; collect, then delete.
 	for _, k := range keys {
 		if err := pending.Delete(k); err != nil {
-			return 0, err
+			return drop{}, err
 		}
 	}
-	c.PendingBytes -= freed
-	c.PendingEvents -= events
-	return events, nil
+	c.PendingBytes -= d.bytes
+	return d, nil
 }

@@ -27,11 +27,21 @@ func (s *Spool) boltOptions() *bolt.Options {
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: int(mmap),
 		ReadOnly:        s.opts.ReadOnly,
-		// A hard stop well above the logical bound: free pages and
-		// fragmentation make the file larger than the bytes it holds, but a
-		// runaway must not fill the disk.
+		// A hard stop well above the bound, against a runaway: admission
+		// (commit) already counts the file's pages in use, but bbolt's
+		// copy-on-write needs free runs beside them (a leaf of large records
+		// is rewritten whole), which only the file can provide.
 		MaxSize: int(2*s.opts.MaxBytes + 64<<20),
 	}
+}
+
+// openBolt opens the file with the spool's options and growth step.
+func (s *Spool) openBolt() (*bolt.DB, error) {
+	db, err := bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+	if err == nil {
+		db.AllocSize = s.allocSize()
+	}
+	return db, err
 }
 
 // openOrRecover opens the file and sets s.db. A damaged file (ErrDamaged) is
@@ -42,6 +52,9 @@ func (s *Spool) boltOptions() *bolt.Options {
 // moved: it is not damage, and the caller retries.
 func (s *Spool) openOrRecover() error {
 	path := s.opts.Path
+	if !s.opts.ReadOnly {
+		s.removeCompactLeftover()
+	}
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	damage, err := s.inspect()
@@ -140,7 +153,7 @@ func (s *Spool) tryOpen() (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("%w: %s: bbolt panicked while opening it: %v", ErrDamaged, s.opts.Path, r)
 		}
 	}()
-	db, err = bolt.Open(s.opts.Path, 0o600, s.boltOptions())
+	db, err = s.openBolt()
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("spool: %s: %w (is the agent running? stop it, or use the command against the running agent)", s.opts.Path, ErrLocked)
@@ -282,4 +295,21 @@ func (s *Spool) retryOpen(cause error) {
 		s.signal()
 		return
 	}
+}
+
+// removeCompactLeftover deletes the temporary copy a compaction writes
+// (spool.db.compact) if a crash left it behind: the real file is always
+// whole (the copy replaces it only by rename), so the copy is worthless,
+// and it can be as large as the spool itself.
+func (s *Spool) removeCompactLeftover() {
+	tmp := s.opts.Path + ".compact"
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return
+	}
+	if err := os.Remove(tmp); err != nil {
+		s.log.Error().Err(err).Str("file", tmp).Msg("could not remove a compaction's leftover copy; it takes disk space outside the spool's bound")
+		return
+	}
+	s.log.Warn().Str("file", tmp).Int64("bytes", fi.Size()).Msg("removed a compaction's leftover copy (a crash during compaction left it)")
 }

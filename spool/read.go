@@ -57,6 +57,14 @@ func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error)
 	if err != nil {
 		return nil, fmt.Errorf("spool: read %s: %w", s.opts.Path, err)
 	}
+	if len(out) > 0 {
+		for seq := out[len(out)-1].Seq + 1; ; {
+			cur := s.handedOut.Load()
+			if cur >= seq || s.handedOut.CompareAndSwap(cur, seq) {
+				break
+			}
+		}
+	}
 	if len(bad) > 0 {
 		if err := s.quarantine(bad); err != nil {
 			return nil, err
@@ -75,7 +83,8 @@ type DeadEvent struct {
 
 // Done removes the given records (PostHog took them, or they are dead) and
 // stores dead letters, in one transaction. Records already gone (dropped by
-// the drop_oldest policy while they were in flight) are skipped.
+// the drop_oldest policy while they were in flight) are skipped, and no
+// longer counted as dropped: they were delivered after all.
 func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 	return s.update(func(tx *bolt.Tx, c *counters) error {
 		pending := tx.Bucket(bucketPending)
@@ -83,6 +92,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 			k := seqKey(seq)
 			v := pending.Get(k)
 			if v == nil {
+				delete(s.dropsInFlight, seq)
 				continue
 			}
 			c.PendingEvents -= eventCount(v)

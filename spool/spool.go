@@ -128,8 +128,16 @@ type Spool struct {
 	// usage is each token's pending bytes, for the fair share (fairshare.go);
 	// under ctrMu, changed with ctr.
 	usage tokenUsage
-	// dropped counts events deleted by the drop_oldest policy since start.
+	// dropped counts events deleted by the drop_oldest policy since start
+	// and not delivered.
 	dropped atomic.Uint64
+	// handedOut is one past the highest seq Next has returned: pending
+	// records below it are in flight. dropsInFlight holds the event counts of
+	// in-flight records drop_oldest deleted, until Done says they were
+	// delivered (or Close counts them as dropped); dropsPending is the same
+	// for the commit in progress. Both under ctrMu.
+	handedOut                   atomic.Uint64
+	dropsInFlight, dropsPending map[uint64]int64
 	// recovery is set once by Open when the file was damaged.
 	recovery *Recovery
 	// openErr holds why the file is not open yet (WaitForDisk); nil once open.
@@ -192,6 +200,8 @@ func Open(opts Options) (*Spool, error) {
 		writes:  make(chan *writeReq, 1024),
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}, 1),
+
+		dropsInFlight: map[uint64]int64{}, dropsPending: map[uint64]int64{},
 	}
 	if err := s.openOrRecover(); err != nil {
 		if !opts.WaitForDisk || opts.ReadOnly || errors.Is(err, ErrLocked) || errors.Is(err, ErrDamaged) {
@@ -232,6 +242,18 @@ func (s *Spool) Close() error {
 	s.sendMu.Unlock()
 	close(s.closing)
 	s.wg.Wait()
+	s.ctrMu.Lock()
+	var lost int64
+	for _, n := range s.dropsInFlight {
+		lost += n
+	}
+	clear(s.dropsInFlight)
+	s.ctrMu.Unlock()
+	if lost > 0 {
+		s.dropped.Add(uint64(lost))
+		s.log.Warn().Int64("dropped_events", lost).
+			Msg("events dropped by drop_oldest while they were being sent were not delivered before shutdown: they are lost")
+	}
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	if s.db == nil {

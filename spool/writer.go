@@ -58,49 +58,99 @@ func (s *Spool) writer() {
 	}
 }
 
-// commit stores the group in one transaction and answers every request.
-// Requests that do not fit under the Reject policy get ErrFull without
-// failing the others.
+// commit stores the group in one transaction (through update, like every
+// other write) and answers every request. Requests that do not fit get
+// ErrFull without failing the others.
+//
+// Admission (fairshare.go) counts records' bytes against a limit that is
+// max_bytes scaled down by the file's overhead: page rounding, branch
+// pages, the freelist and copy-on-write make the file larger than the
+// records it holds, and it is the file that fills the disk. Under reject the
+// file's high-water mark is the measure, which keeps the file near
+// max_bytes; under drop_oldest its pages in use (high-water mark less free
+// pages) are, so dropping makes room, and the file can pass the bound by the
+// free pages copy-on-write needs.
 func (s *Spool) commit(group []*writeReq) {
 	s.commitSince.Store(time.Now().UnixNano())
 	defer s.commitSince.Store(0)
-	s.compactMu.RLock()
-	defer s.compactMu.RUnlock()
-	s.ctrMu.Lock()
-	defer s.ctrMu.Unlock()
-
 	results := make([]error, len(group))
-	c := s.ctr
-	var dropped int64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		c = s.ctr
-		dropped = 0
+	d, err := s.store(group, results)
+	if errors.Is(err, berrors.ErrMaxSizeReached) && s.opts.WhenFull == DropOldest {
+		// Freed pages are reusable only after the transaction that freed
+		// them, so room at the file's hard limit is made by a drop of its
+		// own, then the group is stored again.
+		var need int64
+		for _, req := range group {
+			need += req.bytes
+		}
+		if d1, derr := s.dropForRoom(2 * need); derr == nil && d1.events+d1.inFlight > 0 {
+			var d2 drop
+			d2, err = s.store(group, results)
+			d = drop{events: d1.events + d2.events, inFlight: d1.inFlight + d2.inFlight}
+		}
+	}
+	s.finish(group, results, d, err)
+}
+
+// dropForRoom deletes the oldest pending records of the heaviest project
+// worth need bytes in a transaction of its own (drop_oldest at the file's
+// hard limit).
+func (s *Spool) dropForRoom(need int64) (drop, error) {
+	var d drop
+	err := s.update(func(tx *bolt.Tx, c *counters) error {
+		var err error
+		d, err = s.dropOldestOf(tx.Bucket(bucketPending), c, need, s.heaviest(c))
+		return err
+	})
+	s.settleDrops(err)
+	return d, err
+}
+
+// store is one attempt at committing the group; results gets each request's
+// answer, and d says what drop_oldest deleted (zero when it failed).
+func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
+	bound := s.admissionBound()
+	err = s.update(func(tx *bolt.Tx, c *counters) error {
+		d = drop{}
+		fileUsed := tx.Size()
+		if s.opts.WhenFull == DropOldest {
+			fileUsed -= int64(s.db.Stats().FreeAlloc)
+		}
 		pending := tx.Bucket(bucketPending)
 		for i, req := range group {
 			results[i] = nil
-			victim, need, err := s.admit(&c, req) // fairshare.go
+			// The room for records' bytes is the bound scaled down by the
+			// file's overhead, so fair share and drop_oldest work on what
+			// fills the disk.
+			limit := bound
+			if content := c.PendingBytes + c.DeadBytes; fileUsed > content && content > 0 {
+				limit = int64(float64(bound) * float64(content) / float64(fileUsed))
+			}
+			victim, need, err := s.admit(c, req, limit) // fairshare.go
 			if err != nil {
 				results[i] = err
 				continue
 			}
-			over := func() int64 { return c.PendingBytes + c.DeadBytes + req.bytes - s.opts.MaxBytes }
+			over := func() int64 { return c.PendingBytes + c.DeadBytes + req.bytes - limit }
 			for need > 0 {
-				n, err := dropOldestOf(pending, &c, need, victim)
+				n, err := s.dropOldestOf(pending, c, need, victim)
 				if err != nil {
 					return err
 				}
-				dropped += n
+				d.events += n.events
+				d.inFlight += n.inFlight
+				fileUsed -= n.bytes
 				need = 0
 				// Room made from the heaviest project may still be short
 				// when it held less than needed: the next heaviest then.
-				if victim != req.token && n > 0 && over() > 0 {
-					victim, need = s.heaviest(&c), over()
+				if victim != req.token && n.bytes > 0 && over() > 0 {
+					victim, need = s.heaviest(c), over()
 				}
 			}
 			if over() > 0 {
 				// What is left is dead letters (never dropped silently) or
 				// other projects' fair shares.
-				results[i] = fmt.Errorf("%w: %d of %d bytes used, %d of them dead letters (requeue or drop them)", ErrFull, c.PendingBytes+c.DeadBytes, s.opts.MaxBytes, c.DeadBytes)
+				results[i] = fmt.Errorf("%w: %d of %d bytes used, %d of them dead letters (requeue or drop them)", ErrFull, max(c.PendingBytes+c.DeadBytes, fileUsed), s.opts.MaxBytes, c.DeadBytes)
 				continue
 			}
 			for j, rec := range req.records {
@@ -111,10 +161,33 @@ func (s *Spool) commit(group []*writeReq) {
 				c.PendingEvents += req.events[j]
 				c.PendingBytes += int64(len(rec))
 				c.tokenDelta(req.token, int64(len(rec)))
+				fileUsed += int64(len(rec))
 			}
 		}
-		return putCounters(tx, c)
+		return nil
 	})
+	s.settleDrops(err)
+	if err != nil {
+		return drop{}, err
+	}
+	return d, nil
+}
+
+// settleDrops keeps the in-flight drops of a committed transaction (see
+// dropOldestOf) and forgets those of one that failed.
+func (s *Spool) settleDrops(err error) {
+	s.ctrMu.Lock()
+	defer s.ctrMu.Unlock()
+	if err == nil {
+		for seq, n := range s.dropsPending {
+			s.dropsInFlight[seq] = n
+		}
+	}
+	clear(s.dropsPending)
+}
+
+// finish logs the outcome and answers every request of the group.
+func (s *Spool) finish(group []*writeReq, results []error, d drop, err error) {
 	if err != nil {
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
 			err = fmt.Errorf("%w: the spool file %s reached its size limit: %v", ErrFull, s.opts.Path, err)
@@ -125,14 +198,11 @@ func (s *Spool) commit(group []*writeReq) {
 		for i := range results {
 			results[i] = err
 		}
-	} else {
-		s.applyUsage(&c)
-		s.ctr = c
-		if dropped > 0 {
-			s.dropped.Add(uint64(dropped))
-			s.log.Warn().Int64("dropped_events", dropped).Int64("max_bytes", s.opts.MaxBytes).
-				Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\")")
-		}
+	} else if d.events > 0 || d.inFlight > 0 {
+		s.dropped.Add(uint64(d.events))
+		s.log.Warn().Int64("dropped_events", d.events).Int64("dropped_in_flight", d.inFlight).Int64("max_bytes", s.opts.MaxBytes).
+			Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\"); " +
+				"events that were being sent are counted as dropped only if their delivery fails")
 	}
 	stored := false
 	for i, req := range group {
@@ -143,6 +213,22 @@ func (s *Spool) commit(group []*writeReq) {
 		s.signal()
 	}
 }
+
+// admissionBound is max_bytes less one growth step of the file, so the file
+// stays within max_bytes when it grows.
+func (s *Spool) admissionBound() int64 {
+	return s.opts.MaxBytes - int64(s.allocSize())
+}
+
+// allocSize is how much bbolt grows the file by at a time: its 16 MiB
+// default, less for a small bound so the step does not eat the bound.
+func (s *Spool) allocSize() int {
+	return int(min(max(s.opts.MaxBytes/32, 64<<10), 16<<20))
+}
+
+// drop is what drop_oldest deleted: events counted as dropped, events that
+// were in flight (counted only if their delivery fails), and bytes.
+type drop struct{ events, inFlight, bytes int64 }
 
 func putCounters(tx *bolt.Tx, c counters) error {
 	b := make([]byte, 0, 5*binary.MaxVarintLen64)
