@@ -92,6 +92,9 @@ type Batch struct {
 	// are. They share one backing array; each has its capacity capped, so
 	// appending to one cannot overwrite the next.
 	Events [][]byte
+	// DuplicateUUIDs counts events left out of a v0 batch because an
+	// earlier event of the same batch has their uuid (see firstOfEachUUID).
+	DuplicateUUIDs int
 }
 
 // Error is a refusal, with the status PostHog would answer (400, 401, 404
@@ -141,6 +144,8 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if len(req.events) == 0 {
 		return Batch{HistoricalMigration: req.historical}, nil
 	}
+	var dups int
+	req.events, dups = firstOfEachUUID(req.events)
 	token, err := resolveToken(&req, opt)
 	if err != nil {
 		return Batch{}, err
@@ -156,7 +161,7 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	return Batch{Token: token, HistoricalMigration: req.historical, Events: events}, nil
+	return Batch{Token: token, HistoricalMigration: req.historical, Events: events, DuplicateUUIDs: dups}, nil
 }
 
 func (o Options) maxEventBytes() int {
