@@ -19,7 +19,7 @@ test-short: ## unit tests only (skips the slow end-to-end tests)
 	$(GO) test -short -count=1 ./...
 
 bench: ## throughput and latency figures (see README "Performance")
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s -count=3 ./bench/ ./capture/ ./flags/eval/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s -count=3 ./bench/ ./capture/ ./flags/ ./flags/eval/
 
 install: build ## install on this machine (systemd unit, user, config); DESTDIR/PREFIX honoured
 	scripts/install.sh --binary bin/hogrelay

@@ -55,13 +55,10 @@ type Agent struct {
 // New opens the spool and binds the listeners. Nothing runs until Run.
 func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) {
 	a := &Agent{log: log, version: version, started: time.Now(), cfg: cfg, registry: prometheus.NewRegistry()}
-	policy, err := spool.ParsePolicy(cfg.Spool.WhenFull)
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	a.spool, err = spool.Open(spool.Options{
 		Path: filepath.Join(cfg.DataDir, SpoolFile), MaxBytes: int64(cfg.Spool.MaxBytes),
-		WhenFull: policy, Logger: log, WaitForDisk: true,
+		WhenFull: cfg.Spool.WhenFull, Logger: log, WaitForDisk: true,
 	})
 	if err != nil {
 		return nil, err

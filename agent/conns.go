@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hogrelay/hogrelay/logging"
 )
 
 // Connection and timeout limits of every listener. Bodies have their own
@@ -64,28 +66,19 @@ func (c *limitConn) Close() error {
 type burstLog struct {
 	log    zerolog.Logger
 	window time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
+	burst  logging.Burst
 }
 
 func newServerErrorLog(l zerolog.Logger) *log.Logger {
-	return log.New(&burstLog{log: l.With().Str("component", "http").Logger(), window: 10 * time.Second}, "", 0)
+	w := 10 * time.Second
+	return log.New(&burstLog{log: l.With().Str("component", "http").Logger(), window: w, burst: logging.Burst{Window: w}}, "", 0)
 }
 
 func (b *burstLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	now := time.Now()
-	if !b.last.IsZero() && now.Sub(b.last) < b.window {
-		b.suppressed++
-		b.mu.Unlock()
+	ok, n := b.burst.Allow()
+	if !ok {
 		return len(p), nil
 	}
-	b.last = now
-	n := b.suppressed
-	b.suppressed = 0
-	b.mu.Unlock()
 	msg := string(p)
 	for len(msg) > 0 && msg[len(msg)-1] == '\n' {
 		msg = msg[:len(msg)-1]

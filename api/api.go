@@ -19,6 +19,7 @@ import (
 	"github.com/hogrelay/hogrelay/capture"
 	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/forwarder"
+	"github.com/hogrelay/hogrelay/logging"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -60,15 +61,18 @@ type Handler struct {
 	budget  *decodeBudget
 	metrics *metrics
 	called  *flags.CalledEvents
+	// refusals rate-limits the warning logged for each 5xx refusal.
+	refusals logging.Burst
 }
 
 // New builds the handler with the given ingest policy.
 func New(d Deps, opts capture.Options) *Handler {
 	h := &Handler{
-		deps:    d,
-		log:     d.Logger.With().Str("component", "api").Logger(),
-		metrics: newMetrics(),
-		called:  d.Called,
+		deps:     d,
+		log:      d.Logger.With().Str("component", "api").Logger(),
+		refusals: logging.Burst{Window: 10 * time.Second},
+		metrics:  newMetrics(),
+		called:   d.Called,
 	}
 	if h.called == nil {
 		h.called = flags.NewCalledEvents(50_000, "hogrelay", "", true)

@@ -210,7 +210,11 @@ func (h *Handler) refuseBody(w http.ResponseWriter, endpoint string, status int,
 func (h *Handler) refuse(w http.ResponseWriter, endpoint string, status int, msg string) {
 	h.metrics.refused(endpoint, status)
 	if status >= 500 {
-		h.log.Warn().Int("status", status).Str("endpoint", endpoint).Msg(msg)
+		// A full disk or spool refuses every request while it lasts: one
+		// line per burst, with how many were left out.
+		if ok, n := h.refusals.Allow(); ok {
+			h.log.Warn().Int("status", status).Str("endpoint", endpoint).Int("suppressed_since_last", n).Msg(msg)
+		}
 	} else {
 		h.log.Debug().Int("status", status).Str("endpoint", endpoint).Msg(msg)
 	}

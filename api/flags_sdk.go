@@ -4,6 +4,7 @@ package api
 // the response shape of the version the SDK asked for.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,21 +38,21 @@ func (h *Handler) flagRoutes() {
 // flagsRequest is the body SDKs send to /flags and /decide, with PostHog's
 // aliases (flag_request.rs): api_key/$token, $distinct_id, $groups, …
 type flagsRequest struct {
-	Token            string                    `json:"token"`
-	APIKey           string                    `json:"api_key"`
-	DollarToken      string                    `json:"$token"`
-	DistinctID       json.RawMessage           `json:"distinct_id"`
-	DollarDistinctID json.RawMessage           `json:"$distinct_id"`
-	Groups           map[string]any            `json:"groups"`
-	DollarGroups     map[string]any            `json:"$groups"`
-	PersonProperties map[string]any            `json:"person_properties"`
-	DollarProperties map[string]any            `json:"$properties"`
-	GroupProperties  map[string]map[string]any `json:"group_properties"`
-	DollarGroupProps map[string]map[string]any `json:"$group_properties"`
-	FlagKeys         []string                  `json:"flag_keys"`
-	FlagKeysToEval   []string                  `json:"flag_keys_to_evaluate"`
-	DeviceID         string                    `json:"device_id"`
-	DollarDeviceID   string                    `json:"$device_id"`
+	Token            string                     `json:"token"`
+	APIKey           string                     `json:"api_key"`
+	DollarToken      string                     `json:"$token"`
+	DistinctID       json.RawMessage            `json:"distinct_id"`
+	DollarDistinctID json.RawMessage            `json:"$distinct_id"`
+	Groups           map[string]json.RawMessage `json:"groups"`
+	DollarGroups     map[string]json.RawMessage `json:"$groups"`
+	PersonProperties map[string]any             `json:"person_properties"`
+	DollarProperties map[string]any             `json:"$properties"`
+	GroupProperties  map[string]map[string]any  `json:"group_properties"`
+	DollarGroupProps map[string]map[string]any  `json:"$group_properties"`
+	FlagKeys         []string                   `json:"flag_keys"`
+	FlagKeysToEval   []string                   `json:"flag_keys_to_evaluate"`
+	DeviceID         string                     `json:"device_id"`
+	DollarDeviceID   string                     `json:"$device_id"`
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -80,7 +81,7 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 	// (FlagRequest::extract_distinct_id); only a missing one is refused.
 	var id string
 	if err := json.Unmarshal(raw, &id); err != nil {
-		id = string(raw) // numbers are stringified, as PostHog does
+		id = eval.NumberText(string(raw)) // a number, as serde_json prints it
 	}
 	id = eval.TruncateDistinctID(id)
 	in := eval.Input{
@@ -102,17 +103,31 @@ func (fr *flagsRequest) input() (eval.Input, string, error) {
 	if len(groups) > 0 {
 		in.Groups = make(map[string]string, len(groups))
 		for k, v := range groups {
-			switch x := v.(type) {
-			case string:
-				in.Groups[k] = x
-			case nil:
-			default:
-				b, _ := json.Marshal(x)
-				in.Groups[k] = string(b)
+			if key, ok := groupKey(v); ok {
+				in.Groups[k] = key
 			}
 		}
 	}
 	return in, token, nil
+}
+
+// groupKey is a group's key as the flags service hashes it: a string as
+// itself, a number as serde_json prints it ("5.0" stays "5.0"). Anything
+// else (null, a boolean, a list, an object) is no group key for the
+// service (get_match skips the group's conditions), so the group is left out.
+func groupKey(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		return s, json.Unmarshal(raw, &s) == nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		return eval.NumberText(string(raw)), true
+	}
+	return "", false
 }
 
 // readFlagsBody reads a /flags or /decide body in every encoding PostHog's

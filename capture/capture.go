@@ -77,8 +77,10 @@ type Options struct {
 	// events that carry "send_feature_flags": true (the SDKs' capture
 	// option): it gets the event's distinct id and $groups and returns
 	// properties to add ($feature/<key>, $active_feature_flags) as the inside
-	// of a JSON object ("" adds nothing). The agent answers it from local
-	// evaluation, so this costs no network round trip.
+	// of a JSON object ("" adds nothing). The agent answers it as the SDKs'
+	// send_feature_flags does: local evaluation, else PostHog's /flags
+	// (bounded by [flags] remote_timeout, failing fast while PostHog is
+	// unreachable), else PostHog's last answer from the answer cache.
 	FlagProperties func(distinctID string, groups map[string]string) string
 }
 
@@ -92,6 +94,9 @@ type Batch struct {
 	// are. They share one backing array; each has its capacity capped, so
 	// appending to one cannot overwrite the next.
 	Events [][]byte
+	// DuplicateUUIDs counts events left out of a v0 batch because an
+	// earlier event of the same batch has their uuid (see firstOfEachUUID).
+	DuplicateUUIDs int
 }
 
 // Error is a refusal, with the status PostHog would answer (400, 401, 404
@@ -141,6 +146,8 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if len(req.events) == 0 {
 		return Batch{HistoricalMigration: req.historical}, nil
 	}
+	var dups int
+	req.events, dups = firstOfEachUUID(req.events)
 	token, err := resolveToken(&req, opt)
 	if err != nil {
 		return Batch{}, err
@@ -156,7 +163,7 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	return Batch{Token: token, HistoricalMigration: req.historical, Events: events}, nil
+	return Batch{Token: token, HistoricalMigration: req.historical, Events: events, DuplicateUUIDs: dups}, nil
 }
 
 func (o Options) maxEventBytes() int {

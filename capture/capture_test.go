@@ -567,3 +567,31 @@ func TestSendFeatureFlagsAddsFlagProperties(t *testing.T) {
 		})
 	}
 }
+
+// Two events of a v0 batch with one uuid (in any of its spellings) are one
+// event to PostHog: the first is kept, the later ones left out and counted.
+func TestDecodeKeepsTheFirstEventOfEachUUID(t *testing.T) {
+	const u = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+	for _, tc := range []struct {
+		name      string
+		body      string
+		events    []string
+		duplicate int
+	}{
+		{"same uuid twice", `{"api_key":"phc_a","batch":[{"event":"a","distinct_id":"d","uuid":"` + u + `"},{"event":"b","distinct_id":"d","uuid":"` + u + `"}]}`, []string{"a"}, 1},
+		{"other spelling", `{"api_key":"phc_a","batch":[{"event":"a","distinct_id":"d","uuid":"` + u + `"},{"event":"b","distinct_id":"d","uuid":"` + strings.ToUpper(strings.ReplaceAll(u, "-", "")) + `"}]}`, []string{"a"}, 1},
+		{"distinct uuids", `{"api_key":"phc_a","batch":[{"event":"a","distinct_id":"d","uuid":"` + u + `"},{"event":"b","distinct_id":"d","uuid":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"}]}`, []string{"a", "b"}, 0},
+		{"no uuids are all kept", `{"api_key":"phc_a","batch":[{"event":"a","distinct_id":"d"},{"event":"b","distinct_id":"d"}]}`, []string{"a", "b"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Decode(post("/batch/", tc.body), Options{})
+			require.NoError(t, err)
+			var names []string
+			for _, ev := range decoded(t, b) {
+				names = append(names, ev["event"].(string))
+			}
+			require.Equal(t, tc.events, names)
+			require.Equal(t, tc.duplicate, b.DuplicateUUIDs)
+		})
+	}
+}

@@ -28,3 +28,27 @@ func appendUUID(dst []byte, u [16]byte) []byte {
 	}
 	return append(dst, '"')
 }
+
+// firstOfEachUUID keeps the first event of each uuid in a v0 batch and
+// leaves out later ones. PostHog keeps one event per uuid, so forwarding both
+// only costs a duplicate; Capture v1 refuses such a batch
+// (duplicate_event_uuid), but v0 has always been accepted, so v0 keeps one,
+// which is what PostHog would end up with. Events without a uuid get a fresh
+// one each and are all kept.
+func firstOfEachUUID(events []rawEvent) ([]rawEvent, int) {
+	if len(events) < 2 {
+		return events, 0
+	}
+	seen := make(map[[16]byte]struct{}, len(events))
+	kept := events[:0]
+	for _, ev := range events {
+		if ev.hasUUID {
+			if _, dup := seen[ev.uuid]; dup {
+				continue
+			}
+			seen[ev.uuid] = struct{}{}
+		}
+		kept = append(kept, ev)
+	}
+	return kept, len(events) - len(kept)
+}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/hogrelay/hogrelay/spool"
 )
 
 // DefaultPath is where the CLI looks for the config when --config is not given.
@@ -114,8 +116,9 @@ type IngestConfig struct {
 type SpoolConfig struct {
 	MaxBytes ByteSize `toml:"max_bytes"`
 	// WhenFull is "reject" (producers get 503 + Retry-After) or
-	// "drop_oldest" (oldest events are deleted, counted and logged).
-	WhenFull string `toml:"when_full"`
+	// "drop_oldest" (oldest events are deleted, counted and logged); the
+	// policy type parses and checks itself.
+	WhenFull spool.Policy `toml:"when_full"`
 	// CompactAbove: once the spool has drained, a file larger than this is
 	// compacted, because bbolt never gives pages back to the filesystem.
 	CompactAbove ByteSize `toml:"compact_above"`
@@ -171,7 +174,7 @@ func Default() Config {
 		Ingest: IngestConfig{AllowedTokens: []string{}, MaxEventBytes: 1_000_000, MaxDecodeBytes: 256 << 20},
 		Spool: SpoolConfig{
 			MaxBytes:     2 << 30,
-			WhenFull:     "reject",
+			WhenFull:     spool.Reject,
 			CompactAbove: 64 << 20,
 		},
 		Forwarder: ForwarderConfig{

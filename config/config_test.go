@@ -53,7 +53,7 @@ var badConfigs = map[string]string{
 	"bad_allowed_token":                `[ingest] allowed_tokens: entry 1: token is a personal API key (phx_...), not a project API key`,
 	"max_event_bytes_out_of_range":     `[ingest] max_event_bytes: 4MiB is out of range (1KiB to 2MiB; PostHog drops events over ~1MB)`,
 	"tiny_spool":                       `[spool] max_bytes: 10B is too small (at least 1MiB)`,
-	"bad_when_full":                    `[spool] when_full: "panic" is not "reject" or "drop_oldest"`,
+	"bad_when_full":                    `line 2: [spool] when_full: "panic" is not "reject" or "drop_oldest"`,
 	"batch_max_events_out_of_range":    `[forwarder] batch_max_events: 0 is out of range (1 to 10000)`,
 	"batch_too_big":                    `[forwarder] batch_max_bytes: 64MiB is out of range (at least [ingest] max_event_bytes, at most 20MiB, PostHog's /batch limit)`,
 	"max_in_flight_out_of_range":       `[forwarder] max_in_flight: 0 is out of range (1 to 256; 1 sends one batch at a time in strict order)`,

@@ -162,11 +162,6 @@ func (s SpoolConfig) validate() *problem {
 	if s.MaxBytes < 1<<20 {
 		return problemf("max_bytes", "%s is too small (at least 1MiB)", s.MaxBytes)
 	}
-	switch s.WhenFull {
-	case "reject", "drop_oldest":
-	default:
-		return problemf("when_full", "%q is not \"reject\" or \"drop_oldest\"", s.WhenFull)
-	}
 	return nil
 }
 

@@ -11,8 +11,25 @@
 // with Done, which also moves events PostHog refused for good into the
 // dead-letter bucket, where they stay countable, exportable and re-queueable.
 //
-// Lock order: compactMu (RW) is taken before any bbolt transaction; nothing
-// else holds a lock across a transaction.
+// Lock order (the one place it is written; docs/architecture.md points here):
+//
+//  1. sendMu (RW): Append holds it for reading across its send on the
+//     writes channel (which blocks while the channel is full); Close takes it
+//     for writing only to set closed. The writer never takes it, so a blocked
+//     sender always proceeds.
+//  2. compactMu (RW): held for reading around every bbolt transaction (view,
+//     update, Stats, NextFrom, FreeBytes); for writing only while Compact
+//     swaps the file, setDB publishes a file opened late, and Close closes it.
+//     Never held while calling out: Each and Export take it per page and call
+//     their fn (which may write to a client) with no lock held.
+//  3. ctrMu: held by update across db.Update, so the depth counters, the
+//     per-token usage and the in-flight drops change in commit order; also
+//     taken alone (Stats, settleDrops, Close).
+//  4. bbolt's own locks, inside the transaction.
+//
+// Every write after open (Append's group commit, Done, quarantine, Requeue,
+// Import, drops) goes through update; only initialise, before anyone else
+// can use the file, writes directly.
 package spool
 
 import (
@@ -27,6 +44,8 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hogrelay/hogrelay/logging"
 )
 
 // Policy says what Append does when the spool is at its size bound.
@@ -41,15 +60,29 @@ const (
 	DropOldest
 )
 
-// ParsePolicy maps the config's when_full value to a Policy.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "reject":
-		return Reject, nil
-	case "drop_oldest":
-		return DropOldest, nil
+// String is the policy's name in the config ([spool] when_full).
+func (p Policy) String() string {
+	if p == DropOldest {
+		return "drop_oldest"
 	}
-	return Reject, fmt.Errorf("spool: %q is not a full-spool policy (reject, drop_oldest)", s)
+	return "reject"
+}
+
+// MarshalText writes the config's name for the policy.
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads [spool] when_full: the rule lives here, with the type,
+// and the config decoder reports its error with the file, line and key.
+func (p *Policy) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "reject":
+		*p = Reject
+	case "drop_oldest":
+		*p = DropOldest
+	default:
+		return fmt.Errorf("%q is not \"reject\" or \"drop_oldest\"", b)
+	}
+	return nil
 }
 
 // Sentinel errors callers branch on.
@@ -142,6 +175,8 @@ type Spool struct {
 	recovery *Recovery
 	// openErr holds why the file is not open yet (WaitForDisk); nil once open.
 	openErr atomic.Pointer[error]
+	// commitFailures rate-limits the error logged for a failed commit.
+	commitFailures logging.Burst
 	// commitSince is when the writer's current commit began (unix ns, 0 =
 	// idle), so Health can tell a stalled writer from an idle one.
 	commitSince atomic.Int64
@@ -200,6 +235,8 @@ func Open(opts Options) (*Spool, error) {
 		writes:  make(chan *writeReq, 1024),
 		closing: make(chan struct{}),
 		notify:  make(chan struct{}, 1),
+
+		commitFailures: logging.Burst{Window: 10 * time.Second},
 
 		dropsInFlight: map[uint64]int64{}, dropsPending: map[uint64]int64{},
 	}

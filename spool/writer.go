@@ -198,7 +198,11 @@ func (s *Spool) finish(group []*writeReq, results []error, d drop, err error) {
 		} else {
 			err = fmt.Errorf("spool: write to %s failed: %w", s.opts.Path, err)
 		}
-		s.log.Error().Err(err).Int("requests", len(group)).Msg("spool commit failed; producers were refused, nothing acknowledged")
+		// A full disk fails every commit while it lasts: one line per burst.
+		if ok, n := s.commitFailures.Allow(); ok {
+			s.log.Error().Err(err).Int("requests", len(group)).Int("suppressed_since_last", n).
+				Msg("spool commit failed; producers were refused, nothing acknowledged")
+		}
 		for i := range results {
 			results[i] = err
 		}

@@ -76,6 +76,11 @@ func goFloatText(f float64) string {
 	return ryuText(f)
 }
 
+// NumberText is serde_json's text for the JSON number literal lit, which is
+// how PostHog's flags service turns a numeric distinct_id or group key into
+// the string it hashes ("1e3" is "1000.0", "5.0" stays "5.0").
+func NumberText(lit string) string { return serdeNumberText(lit) }
+
 // serdeNumberText reproduces serde_json's text for a JSON number literal:
 // integers that fit 64 bits print as integers, everything else is an f64
 // printed the way ryu does ("1.0", "0.1", "1e16", "1e-7").
