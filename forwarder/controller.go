@@ -18,11 +18,13 @@ import (
 //
 // Two things differ from Vector, both for a fleet of agents sharing one
 // PostHog that limits requests per second rather than concurrency: back
-// pressure halves the limit (Vector takes 10 % off; a rate limit needs the
-// fleet to back off faster than it grows), and the limit may fall below
-// one, which paces a single lane (one request per RTT/limit) instead of
-// sending back to back. Below one, growth doubles (a slow start) so a lane
-// regains full speed within a few round trips. The latency signal alone
+// pressure takes 30 % off (Vector takes 10 %; a rate limit needs the fleet
+// to back off faster than it grows), and the limit may fall below one,
+// which paces a single lane (one request per RTT/limit) instead of sending
+// back to back; below one, growth adds an eighth per interval. The
+// numbers come from the fleet benchmark (bench/fleet_test.go: 20 agents
+// against a PostHog with a fixed request rate): halving left a third of
+// the capacity unused, a sixteenth grew too slowly to fill it. The latency signal alone
 // never takes the limit below one: slow answers are not a refusal.
 //
 // And like TCP, it starts in slow start: until the first decrease, growth
@@ -54,9 +56,10 @@ type controller struct {
 const (
 	ewmaAlpha            = 0.4 // Vector's default weight of a new interval
 	rttDeviationScale    = 2.5 // Vector's default
-	backPressureDecrease = 0.5
+	backPressureDecrease = 0.7
 	latencyDecrease      = 0.9 // Vector's default decrease ratio
 	minLimit             = 1.0 / 32
+	pacedStep            = 1.0 / 8
 	// A rise of less than this share of the mean is noise even when the
 	// variance is tiny (a steady link makes the deviation near zero, and
 	// then every scheduler hiccup would read as congestion).
@@ -155,8 +158,14 @@ func (c *controller) decide(cur float64, haveCur bool) {
 		c.slowStart = false
 	case c.limit < c.max && c.reachedLimit && haveCur && cur <= c.pastMean:
 		switch {
-		case c.limit < 1:
+		case c.limit < 1 && c.slowStart:
 			c.limit = math.Min(1, c.limit*2)
+		case c.limit < 1:
+			// Paced, after congestion: the additive step in the same
+			// units (an eighth of one request's time), so a fleet that
+			// PostHog rate-limits converges instead of doubling past its
+			// share and being refused again.
+			c.limit = math.Min(1, c.limit+pacedStep)
 		case c.slowStart:
 			c.limit = math.Min(c.max, math.Floor(c.limit)*2)
 		default:

@@ -185,7 +185,12 @@ func (f *Forwarder) deadLetter(b batch, event []byte, res result) spool.DeadEven
 }
 
 func (f *Forwarder) retryLater(probe bool, res result, n int) {
-	wait := f.gate.failed(probe, res.retryAfter)
+	var wait time.Duration
+	if res.status == http.StatusTooManyRequests && !probe {
+		wait = f.gate.rateLimited(res.retryAfter)
+	} else {
+		wait = f.gate.failed(probe, res.retryAfter)
+	}
 	f.noteError(res, "sending to PostHog failed; will retry")
 	f.metrics.retries.Inc()
 	f.mu.Lock()

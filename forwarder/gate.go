@@ -23,6 +23,7 @@ type gate struct {
 	failing bool      // a failure streak: only probes go out
 	probing bool      // a probe is in flight
 	auth    bool      // the streak is PostHog refusing the key
+	limited bool      // a 429 streak: lanes pause, then all resume
 	bo      *retry.Backoff
 	policy  retry.Policy
 	changed chan struct{} // closed and replaced on every change
@@ -98,12 +99,29 @@ func (g *gate) ok(probe bool) (recovered bool) {
 		g.probing = false
 	}
 	recovered = g.failing
-	if g.failing {
-		g.failing, g.auth = false, false
+	if g.failing || g.limited {
+		g.failing, g.auth, g.limited = false, false, false
 		g.bo = g.policy.Start()
 		g.broadcastLocked()
 	}
 	return recovered
+}
+
+// rateLimited reports a 429: PostHog is up and asks for less. Every lane
+// pauses for the backoff (Retry-After a floor) and then resumes, without
+// probing (a one-event probe would spend a request of PostHog's rate on
+// one event); the concurrency controller has already cut the limit.
+// Refusals of requests that were in flight together count once.
+func (g *gate) rateLimited(retryAfter time.Duration) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clk.now()
+	if !g.until.After(now) {
+		g.limited = true
+		g.until = now.Add(g.bo.Next(retryAfter))
+		g.broadcastLocked()
+	}
+	return g.until.Sub(now)
 }
 
 // failed reports a retryable failure. The first failure of a streak, and
