@@ -77,8 +77,10 @@ type Options struct {
 	// events that carry "send_feature_flags": true (the SDKs' capture
 	// option): it gets the event's distinct id and $groups and returns
 	// properties to add ($feature/<key>, $active_feature_flags) as the inside
-	// of a JSON object ("" adds nothing). The agent answers it from local
-	// evaluation, so this costs no network round trip.
+	// of a JSON object ("" adds nothing). The agent answers it as the SDKs'
+	// send_feature_flags does: local evaluation, else PostHog's /flags
+	// (bounded by [flags] remote_timeout, failing fast while PostHog is
+	// unreachable), else PostHog's last answer from the answer cache.
 	FlagProperties func(distinctID string, groups map[string]string) string
 }
 

@@ -22,7 +22,7 @@ func (c *captureCmd) Run(ctx context.Context, args []string) error {
 	event := fs.String("event", "", "event name (required)")
 	ts := fs.String("timestamp", "", "when it happened, RFC3339 (default: now)")
 	id := fs.String("uuid", "", "event uuid (default: a new uuid v7)")
-	sendFlags := fs.Bool("send-feature-flags", false, "let the agent add $feature/<key> and $active_feature_flags from local evaluation")
+	sendFlags := fs.Bool("send-feature-flags", false, "let the agent add $feature/<key> and $active_feature_flags (local evaluation, else PostHog's /flags, else its cached answer)")
 	var props, set, setOnce, groups kvList
 	fs.Var(&props, "property", "event property k=v (repeatable; JSON values keep their type)")
 	fs.Var(&set, "set", "person property to $set, k=v (repeatable)")

@@ -310,3 +310,49 @@ func TestFlagsCalledEventsForRemoteAnswers(t *testing.T) {
 	}
 	require.Equal(t, 1, n, "once per distinct id, flag and value")
 }
+
+// capture --send-feature-flags with only a project key: the flag properties
+// come from PostHog's /flags; /decide and the v1 /flags shapes are answered
+// from the same remote answers, in the shape each version has.
+func TestFlagsProjectKeyOnlyForCaptureAndOlderShapes(t *testing.T) {
+	up := newSampleUpstream(t, "")
+	a := startAgent(t, up, projectKeyOnly...)
+	want := up.ExpectedFlags("cap-user")
+
+	_, errOut, code := a.cli("capture", "--distinct-id", "cap-user", "--event", "bought", "--send-feature-flags")
+	require.Zero(t, code, errOut)
+	var props map[string]any
+	require.Eventually(t, func() bool {
+		for _, e := range up.Events() {
+			if e.Event == "bought" && e.DistinctID == "cap-user" {
+				props = e.Properties
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond)
+	for k, v := range want {
+		require.Equal(t, v, props["$feature/"+k], "send_feature_flags property for %s", k)
+	}
+	require.NotEmpty(t, props["$active_feature_flags"])
+
+	body := []byte(`{"token":"` + projectKey + `","distinct_id":"cap-user"}`)
+	for _, tc := range []struct{ path, key string }{
+		{"/decide/?v=3", "featureFlags"},
+		{"/flags/?v=1", "featureFlags"},
+		{"/flags/?config=true", "featureFlags"},
+		{"/decide/?v=4", "flags"},
+		{"/flags/", "flags"},
+	} {
+		ans := a.do(http.MethodPost, tc.path, body, map[string]string{"Content-Type": "application/json"})
+		require.Equal(t, 200, ans.status, ans.body)
+		var out map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(ans.body), &out))
+		require.Contains(t, out, tc.key, "%s answers the %s shape: %s", tc.path, tc.key, ans.body)
+		if tc.key == "featureFlags" {
+			var ff map[string]any
+			require.NoError(t, json.Unmarshal(out["featureFlags"], &ff))
+			require.Equal(t, want, ff, tc.path)
+		}
+	}
+}

@@ -14,7 +14,8 @@ type metrics struct {
 	evaluations *prometheus.CounterVec
 	failures    prometheus.Counter
 
-	definitions, fetched, quotaLimited, polls, pollErrors *prometheus.Desc
+	definitions, fetched, quotaLimited, polls, pollErrors              *prometheus.Desc
+	answerEntries, answerBytes, answerOfflineHits, answerOfflineMisses *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -29,11 +30,17 @@ func newMetrics() *metrics {
 			Name: name("evaluation_failures_total"),
 			Help: "Questions (one flag, or all flags for a subject) that could not be answered in full: no definitions, inconclusive and remote not allowed or failed, quota limited.",
 		}),
-		definitions:  d("definitions", "Flag definitions loaded."),
-		fetched:      d("definitions_fetched_timestamp_seconds", "Unix time PostHog last confirmed the flag definitions in use, or the time saved in the cache file when they came from disk (0 when none)."),
-		quotaLimited: d("quota_limited", "1 while PostHog reports the flags quota exceeded (flags are not evaluated)."),
-		polls:        d("polls_total", "Definition polls made."),
-		pollErrors:   d("poll_errors_total", "Definition polls that failed."),
+		definitions:   d("definitions", "Flag definitions loaded."),
+		fetched:       d("definitions_fetched_timestamp_seconds", "Unix time PostHog last confirmed the flag definitions in use, or the time saved in the cache file when they came from disk (0 when none)."),
+		quotaLimited:  d("quota_limited", "1 while PostHog reports the flags quota exceeded (flags are not evaluated)."),
+		polls:         d("polls_total", "Definition polls made."),
+		pollErrors:    d("poll_errors_total", "Definition polls that failed."),
+		answerEntries: d("answer_cache_entries", "Evaluation contexts whose last PostHog /flags answer is kept for offline use."),
+		answerBytes:   d("answer_cache_bytes", "Bytes of the kept /flags answers (the file may be larger; see status)."),
+		answerOfflineHits: d("answer_cache_offline_hits_total",
+			"Questions PostHog could not be asked that the answer cache answered."),
+		answerOfflineMisses: d("answer_cache_offline_misses_total",
+			"Questions PostHog could not be asked that the answer cache could not answer (a context never seen, or too old)."),
 	}
 }
 
@@ -68,7 +75,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	m := c.metrics
 	m.evaluations.Describe(ch)
 	m.failures.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.definitions, m.fetched, m.quotaLimited, m.polls, m.pollErrors} {
+	for _, d := range []*prometheus.Desc{m.definitions, m.fetched, m.quotaLimited, m.polls, m.pollErrors,
+		m.answerEntries, m.answerBytes, m.answerOfflineHits, m.answerOfflineMisses} {
 		ch <- d
 	}
 }
@@ -90,4 +98,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.quotaLimited, prometheus.GaugeValue, quota)
 	ch <- prometheus.MustNewConstMetric(m.polls, prometheus.CounterValue, float64(st.Polls))
 	ch <- prometheus.MustNewConstMetric(m.pollErrors, prometheus.CounterValue, float64(st.PollErrors))
+	var cs AnswerCacheStats
+	if st.AnswerCache != nil {
+		cs = *st.AnswerCache
+	}
+	ch <- prometheus.MustNewConstMetric(m.answerEntries, prometheus.GaugeValue, float64(cs.Entries))
+	ch <- prometheus.MustNewConstMetric(m.answerBytes, prometheus.GaugeValue, float64(cs.Bytes))
+	ch <- prometheus.MustNewConstMetric(m.answerOfflineHits, prometheus.CounterValue, float64(cs.Hits))
+	ch <- prometheus.MustNewConstMetric(m.answerOfflineMisses, prometheus.CounterValue, float64(cs.Misses))
 }
