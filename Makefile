@@ -11,9 +11,8 @@ build: ## build bin/hogrelay
 run: build ## try it: the agent plus a local PostHog stand-in (Ctrl-C stops)
 	./bin/hogrelay dev
 
-test: ## every test, with the race detector, incl. end-to-end tests of the real binary
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: ## gofmt, vet, staticcheck; every test with the race detector (end-to-end and, with Node, posthog-node); lists every skip
+	GO=$(GO) scripts/test.sh
 
 test-short: ## unit tests only (skips the slow end-to-end tests)
 	$(GO) test -short -count=1 ./...
@@ -24,8 +23,8 @@ bench: ## throughput and latency figures (see README "Performance")
 install: build ## install on this machine (systemd unit, user, config); DESTDIR/PREFIX honoured
 	scripts/install.sh --binary bin/hogrelay
 
-deb: build ## Debian package bin/hogrelay_<version>_<arch>.deb (needs dpkg-deb)
-	scripts/build-deb.sh --binary bin/hogrelay --out bin
+deb: ## Debian package bin/hogrelay_<version>_<arch>.deb, its binary stripped (needs dpkg-deb)
+	scripts/build-deb.sh --out bin
 
 vet:
 	$(GO) vet ./...

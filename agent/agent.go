@@ -50,11 +50,15 @@ type Agent struct {
 	addrs     []string
 	ownSocket []string // the socket paths this agent bound
 	ready     bool
+	refused   *ReloadRefusal // the last refused reload, until one succeeds
+	// statusPoke asks the status notifier to send STATUS= now (a reload
+	// happened); buffered, so a poke never blocks.
+	statusPoke chan struct{}
 }
 
 // New opens the spool and binds the listeners. Nothing runs until Run.
 func New(cfg config.Config, log zerolog.Logger, version string) (*Agent, error) {
-	a := &Agent{log: log, version: version, started: time.Now(), cfg: cfg, registry: prometheus.NewRegistry()}
+	a := &Agent{log: log, version: version, started: time.Now(), cfg: cfg, registry: prometheus.NewRegistry(), statusPoke: make(chan struct{}, 1)}
 	var err error
 	a.spool, err = spool.Open(spool.Options{
 		Path: filepath.Join(cfg.DataDir, SpoolFile), MaxBytes: int64(cfg.Spool.MaxBytes),
@@ -164,16 +168,19 @@ func (a *Agent) config() config.Config {
 
 // Status is the document behind `hogrelay status`.
 type Status struct {
-	Version       string            `json:"version"`
-	StartedAt     time.Time         `json:"started_at"`
-	UptimeSeconds float64           `json:"uptime_seconds"`
-	Listeners     []string          `json:"listeners"`
-	AdminSocket   string            `json:"admin_socket,omitempty"`
-	PostHogHost   string            `json:"posthog_host"`
-	Spool         spool.Stats       `json:"spool"`
-	OldestAgeSecs float64           `json:"oldest_event_age_seconds"`
-	Forwarder     forwarder.Status  `json:"forwarder"`
-	Flags         *api.FlagStatus   `json:"flags,omitempty"`
+	Version       string           `json:"version"`
+	StartedAt     time.Time        `json:"started_at"`
+	UptimeSeconds float64          `json:"uptime_seconds"`
+	Listeners     []string         `json:"listeners"`
+	AdminSocket   string           `json:"admin_socket,omitempty"`
+	PostHogHost   string           `json:"posthog_host"`
+	Spool         spool.Stats      `json:"spool"`
+	OldestAgeSecs float64          `json:"oldest_event_age_seconds"`
+	Forwarder     forwarder.Status `json:"forwarder"`
+	Flags         *api.FlagStatus  `json:"flags,omitempty"`
+	// ReloadRefused is the last SIGHUP whose config was refused (the
+	// running configuration was kept), until a reload succeeds.
+	ReloadRefused *ReloadRefusal    `json:"reload_refused,omitempty"`
 	Errors        map[string]string `json:"errors,omitempty"`
 }
 
@@ -183,7 +190,7 @@ func (a *Agent) Status() Status {
 	s := Status{
 		Version: a.version, StartedAt: a.started, UptimeSeconds: time.Since(a.started).Round(time.Second).Seconds(),
 		Listeners: a.producerAddrs(), AdminSocket: a.adminSocket(), PostHogHost: cfg.PostHog.Host, Forwarder: a.forwarder.Status(),
-		Flags: api.FlagStatusOf(a.flags),
+		Flags: api.FlagStatusOf(a.flags), ReloadRefused: a.reloadRefused(),
 	}
 	st, err := a.spool.Stats()
 	if err != nil {

@@ -3,6 +3,8 @@ package agent
 import (
 	"slices"
 
+	"github.com/rs/zerolog"
+
 	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/logging"
 	"github.com/hogrelay/hogrelay/sdnotify"
@@ -90,11 +92,14 @@ func (a *Agent) Reload(next config.Config) ReloadResult {
 		}
 	}
 	a.cfg = run
-	// Logged without a level so a reload that raises the level to warn or
-	// error still reports itself.
-	a.log.Log().Str("severity", "info").Strs("applied", res.Applied).Strs("needs_restart", res.NeedsRestart).
+	a.refused = nil // this file loaded: an earlier refusal no longer holds
+	// Logged with Log(), which no level filters, so a reload that raises
+	// the level to warn or error still reports itself; the level field is
+	// the same "level" every other line has.
+	a.log.Log().Str(zerolog.LevelFieldName, zerolog.InfoLevel.String()).Strs("applied", res.Applied).Strs("needs_restart", res.NeedsRestart).
 		Strs("applied_keys", res.AppliedKeys).Strs("needs_restart_keys", res.NeedsRestartKeys).
 		Str("config", next.Path).Msg("configuration reloaded")
+	a.pokeStatus()
 	return res
 }
 

@@ -21,6 +21,7 @@ type running struct {
 	stopForwarder context.CancelFunc
 	stopFlags     context.CancelFunc
 	watchdogDone  <-chan struct{}
+	statusDone    <-chan struct{}
 }
 
 // Run serves until ctx is done, then shuts down in order. It returns the
@@ -68,6 +69,7 @@ func (a *Agent) start(ctx context.Context) *running {
 		a.log.Warn().Err(err).Msg("telling systemd we are ready failed")
 	}
 	r.watchdogDone = a.watchdog(ctx)
+	r.statusDone = a.statusNotifier(ctx)
 	return r
 }
 
@@ -128,6 +130,7 @@ func (a *Agent) stop(r *running, runErr error) error {
 		a.log.Warn().Err(err).Msg("closing the flag answer cache")
 	}
 	<-r.watchdogDone
+	<-r.statusDone
 	st, _ := a.spool.Stats()
 	if err := a.spool.Close(); err != nil && runErr == nil {
 		runErr = err

@@ -124,7 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusNotFound, "unknown endpoint "+r.Method+" "+r.URL.Path+
 		": hogrelay serves PostHog's capture endpoints (/batch/, /e/, /i/v0/e/, /capture/, /track/, /engage/), "+
-		"its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
+		"Capture v1 (/i/v1/analytics/events), its flags endpoints (/flags/, /decide/, /flags/definitions), /healthz, /readyz, /metrics and /hogrelay/v1/")
 }
 
 func (h *Handler) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -50,6 +50,7 @@ func TestCaptureAnswers(t *testing.T) {
 		{"body over the route limit", "POST", "/e/", strings.Repeat(" ", 3<<20), 413, "over the 2 MiB limit", ""},
 		{"spool full", "POST", "/batch/", `{"api_key":"phc_a","batch":[` + big + `,` + big + `]}`, 503, "spool is full", "5"},
 		{"unknown endpoint", "POST", "/nope", `{}`, 404, "unknown endpoint POST /nope", ""},
+		{"unknown endpoint names Capture v1 too", "POST", "/nope", `{}`, 404, "/i/v1/analytics/events", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,9 +40,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runWithSignals(ctx, a, func() (config.Config, error) { return config.Load(*path) }, func(err error) {
-		log.Error().Err(err).Msg("configuration reload refused; keeping the running configuration")
-	})
+	return runWithSignals(ctx, a, func() (config.Config, error) { return config.Load(*path) }, a.RefuseReload)
 }
 
 // runWithSignals runs the agent until SIGTERM or SIGINT; SIGHUP re-reads

@@ -81,6 +81,9 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 	if f.LastError != "" {
 		row("last error", "%s at %s", f.LastError, f.LastErrorAt.Local().Format(time.RFC3339))
 	}
+	if r := s.ReloadRefused; r != nil {
+		row("reload refused", "%s at %s (the running configuration is kept)", r.Error, r.At.Local().Format(time.RFC3339))
+	}
 	if fl := s.Flags; fl != nil {
 		age := "never"
 		if !fl.FetchedAt.IsZero() {

@@ -21,7 +21,7 @@ import (
 
 // definitionPaths are tried in order, starting with the one that last
 // worked: current PostHog serves the first, older self-hosted PostHog only
-// the second (wire contract §4.1).
+// the second (posthog-python and -node switched to the first in 2026).
 var definitionPaths = [2]string{"/flags/definitions", "/api/feature_flag/local_evaluation"}
 
 // ErrQuotaLimited is wrapped in ErrNoAnswer errors while PostHog reports the

@@ -43,10 +43,11 @@ const CacheFile = "flag-definitions.json"
 const (
 	// DefaultPollInterval matches posthog-python, -ruby and -node.
 	DefaultPollInterval = 30 * time.Second
-	// definitionsTimeout matches the SDKs (wire contract §4.4).
+	// definitionsTimeout matches posthog-python and posthog-node (10 s for a
+	// definitions request).
 	definitionsTimeout = 10 * time.Second
 	// DefaultRemoteTimeout bounds one remote evaluation, its retry included.
-	// The SDKs give /flags 3s (wire contract §3.4); the agent answers an SDK
+	// The SDKs give /flags 3 s (posthog-go, -python, -ruby, -node); the agent answers an SDK
 	// within less, so the SDK gets the agent's answer (fresh, cached or
 	// "errors while computing") rather than its own timeout.
 	DefaultRemoteTimeout = 2500 * time.Millisecond

@@ -12,7 +12,9 @@ import (
 )
 
 // New returns a logger writing to w in format ("auto", "json", "console") at
-// level ("trace" … "error"). "auto" picks console when w is a terminal.
+// level ("trace" … "error"). "auto" picks console when w is a terminal. The
+// console format colours only a terminal (and not when $NO_COLOR is set), so
+// `hogrelay dev 2>file` writes plain text.
 func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 	if err := SetLevel(level); err != nil {
 		return zerolog.Nop(), err
@@ -25,8 +27,9 @@ func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("logging: %w", err)
 	}
 	out := w
-	if format == "console" || (format == "auto" && isTerminal(w)) {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	tty := isTerminal(w)
+	if format == "console" || (format == "auto" && tty) {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !tty || os.Getenv("NO_COLOR") != ""}
 	}
 	return zerolog.New(out).With().Timestamp().Logger(), nil
 }

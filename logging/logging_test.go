@@ -32,3 +32,13 @@ func TestRefusesUnknownLevelAndFormat(t *testing.T) {
 	_, err = New(&bytes.Buffer{}, "info", "xml")
 	require.ErrorContains(t, err, `"xml" is not a log format`)
 }
+
+func TestConsoleFormatHasNoColourCodesOffATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(&buf, "info", "console") // what hogrelay dev asks for
+	require.NoError(t, err)
+	log.Warn().Str("k", "v").Msg("plain")
+	require.Contains(t, buf.String(), "plain")
+	require.Contains(t, buf.String(), "k=v")
+	require.NotContains(t, buf.String(), "\x1b[", "no ANSI escape codes in a file or pipe")
+}

@@ -121,7 +121,7 @@ if [ -z "$binary" ]; then
 	command -v go >/dev/null 2>&1 || die "go not found in PATH; build first and pass --binary"
 	echo "building $repo/cmd/hogrelay for $arch"
 	(cd "$repo" && CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
-		go build -trimpath -ldflags "-X github.com/hogrelay/hogrelay/cli.Version=$version" \
+		go build -trimpath -ldflags "-s -w -X github.com/hogrelay/hogrelay/cli.Version=$version" \
 		-o "$work/hogrelay" ./cmd/hogrelay) || die "go build failed"
 	binary=$work/hogrelay
 fi
@@ -133,6 +133,15 @@ fi
 if [ "$(od -An -c -N4 "$binary" | tr -d ' ')" = '177ELF' ]; then
 	got=$(od -An -tu2 -j18 -N2 "$binary" | tr -d ' ')
 	[ "$got" = "$machine" ] || die "$binary is not a $arch binary (ELF machine $got, want $machine); pass the right --arch"
+	# The package carries no symbols (Debian policy 10.1; make build keeps
+	# them for a developer's debugger). A binary this script built has none;
+	# strip a copy of one given with --binary.
+	if [ "$binary" != "$work/hogrelay" ]; then
+		command -v strip >/dev/null 2>&1 || die "--binary $binary must be stripped for the package and strip is not installed (apt-get install binutils), or leave out --binary to build a stripped one"
+		cp "$binary" "$work/hogrelay"
+		strip --strip-all "$work/hogrelay" 2>"$work/strip.log" || die "strip $binary failed: $(cat "$work/strip.log"); leave out --binary to build a stripped one"
+		binary=$work/hogrelay
+	fi
 fi
 
 # Stage with install.sh, so the file list lives in one place.
@@ -146,12 +155,36 @@ DESTDIR=$stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system \
 }
 sed -n "s|^  installed  $stage|  staged     |p" "$work/install.log"
 
+# What Debian policy asks of every package: the copyright file, a changelog
+# (a native package's, for this version), the man page (made from the CLI's
+# own help) and the overrides for what lintian cannot know about a Go binary.
+doc=$stage/usr/share/doc/hogrelay
+install -d -m 0755 "$doc" "$stage/usr/share/man/man1" "$stage/usr/share/lintian/overrides"
+install -m 0644 "$repo/scripts/deb/copyright" "$doc/copyright"
+install -m 0644 "$repo/scripts/deb/lintian-overrides" "$stage/usr/share/lintian/overrides/hogrelay"
+changelog_date=$(date -u -R ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"})
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+maintainer="${DEBFULLNAME:-hogrelay maintainers} <${DEBEMAIL:-maintainers@hogrelay.invalid}>"
+cat >"$work/changelog" <<CHANGES
+hogrelay ($version) unstable; urgency=medium
+
+  * Built from hogrelay commit $commit. What changed is in the README's
+    Changelog section.
+
+ -- $maintainer  $changelog_date
+CHANGES
+gzip -9n <"$work/changelog" >"$doc/changelog.gz"
+chmod 0644 "$doc/changelog.gz"
+command -v go >/dev/null 2>&1 || die "go not found in PATH: the man page is made from the CLI's help with go run ./scripts/manpage"
+(cd "$repo" && go run ./scripts/manpage -version "$version") >"$work/hogrelay.1" || die "making the man page failed"
+gzip -9n <"$work/hogrelay.1" >"$stage/usr/share/man/man1/hogrelay.1.gz"
+chmod 0644 "$stage/usr/share/man/man1/hogrelay.1.gz"
+
 debian=$stage/DEBIAN
 mkdir -m 0755 "$debian"
 (cd "$stage" && find etc -type f | sort | sed 's|^|/|') >"$debian/conffiles"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | sort | xargs md5sum) >"$debian/md5sums"
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-maintainer="${DEBFULLNAME:-hogrelay maintainers} <${DEBEMAIL:-maintainers@hogrelay.invalid}>"
 
 cat >"$debian/control" <<EOF
 Package: hogrelay
@@ -236,7 +269,7 @@ if [ -z "$2" ]; then
 	  1. Set [posthog] api_key in /etc/hogrelay/config.toml (or HOGRELAY_API_KEY=
 	     in /etc/hogrelay/env, mode 0600), then: hogrelay check-config
 	  2. systemctl start hogrelay
-	  3. usermod -aG hogrelay <producer-user> to let it write /run/hogrelay/hogrelay.sock
+	  3. usermod -aG hogrelay <producer-user> so it may write /run/hogrelay/hogrelay.sock
 	  4. admin commands (spool export, dead letters) use /run/hogrelay/admin.sock: sudo,
 	     or README "Security model" for the hogrelay-admin group
 	MSG

@@ -149,6 +149,11 @@ func TestDebPackage(t *testing.T) {
 			sysusersPath: "-rw-r--r--",
 			tmpfilesPath: "-rw-r--r--",
 			confPath:     "-rw-r-----",
+			// What Debian policy asks of every package (see TestDebPassesLintian).
+			"/usr/share/doc/hogrelay/copyright":     "-rw-r--r--",
+			"/usr/share/doc/hogrelay/changelog.gz":  "-rw-r--r--",
+			"/usr/share/man/man1/hogrelay.1.gz":     "-rw-r--r--",
+			"/usr/share/lintian/overrides/hogrelay": "-rw-r--r--",
 		}, files)
 		require.Equal(t, "drwxr-x---", entries[confDir+"/"].perm)
 		require.Equal(t, "drwxr-xr-x", entries["/"].perm, "the package must not change / on install")

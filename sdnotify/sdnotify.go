@@ -4,11 +4,11 @@
 //
 // The agent runs as a Type=notify unit, so it tells systemd when it is
 // actually ready (spool recovered, socket listening), when it is reloading or
-// stopping, and that it is still healthy (WATCHDOG=1). Status sends a
-// STATUS= line for `systemctl status` to show; which states the agent
-// reports that way is up to its callers (grep for sdnotify.Status). Outside systemd NOTIFY_SOCKET is unset and every call is a
-// no-op returning nil, so callers never need to ask whether they run under
-// systemd.
+// stopping, what it is doing (STATUS=: the agent's statusNotifier sends
+// spool depth, the forwarder's state and a refused reload, which `systemctl
+// status` shows), and that it is still healthy (WATCHDOG=1). Outside systemd
+// NOTIFY_SOCKET is unset and every call is a no-op returning nil, so callers
+// never need to ask whether they run under systemd.
 package sdnotify
 
 import (

@@ -4,8 +4,8 @@ import _ "embed" // SampleFlagDefinitions
 
 // SampleFlagDefinitions is a small, realistic /flags/definitions body for
 // `hogrelay dev`, so a newcomer sees local evaluation do something without a
-// PostHog account. It is in the exact shape PostHog serves (wire contract
-// §4.3) and covers the features people ask about first:
+// PostHog account. It is in the exact shape PostHog's /flags/definitions
+// serves and covers the features people ask about first:
 //
 //   - new-onboarding: boolean flag, 50% rollout
 //   - checkout-button: multivariate (control/red/green) with JSON-string payloads
