@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
@@ -140,7 +141,7 @@ func openAnswerCache(path string, o AnswerCacheOptions, now func() time.Time, lo
 		return nil, fmt.Errorf("flags: creating the directory of %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil && !errors.Is(err, bolt.ErrTimeout) {
+	if err != nil && !errors.Is(err, berrors.ErrTimeout) {
 		// A cache is worth nothing next to a working agent: start empty.
 		log.Error().Err(err).Str("path", path).Msg("the flag answer cache is damaged; starting with an empty one")
 		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
@@ -559,7 +560,7 @@ func ClearAnswerFile(path string) error {
 		return nil
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return fmt.Errorf("flags: %s is in use by a running agent; clear it through the agent's socket instead (without --data-dir)", path)
 	}
 	if err != nil {
