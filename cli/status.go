@@ -60,6 +60,13 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 	if s.Spool.DroppedEvents > 0 {
 		row("dropped (full)", "%d events since start", s.Spool.DroppedEvents)
 	}
+	if s.Spool.OpenError != "" {
+		row("SPOOL", "not open: %s", s.Spool.OpenError)
+	}
+	if r := s.Spool.Recovery; r != nil {
+		row("SPOOL DAMAGED", "at start: %s", r.Problem)
+		row("", "moved to %s; salvaged %d events and %d dead letters, %d damaged records left out", r.MovedTo, r.SalvagedEvents, r.SalvagedDeadLetters, r.DamagedRecords)
+	}
 	f := s.Forwarder
 	state := string(f.State)
 	if !f.Until.IsZero() && f.Until.After(time.Now()) {
