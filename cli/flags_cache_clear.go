@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/hogrelay/hogrelay/client"
 	"github.com/hogrelay/hogrelay/flags"
 )
 
@@ -48,13 +47,7 @@ func (c *flagsCacheClearCmd) Run(ctx context.Context, args []string) error {
 	var out struct {
 		Cleared int `json:"cleared_entries"`
 	}
-	cl, err := t.adminClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
-	defer cancel()
-	if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/cache/clear", nil, &out); err != nil {
+	if err := t.adminCall(ctx, http.MethodPost, "/hogrelay/v1/flags/cache/clear", nil, &out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "cleared %d cached flag answers\n", out.Cleared)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/hogrelay/hogrelay/api"
-	"github.com/hogrelay/hogrelay/client"
 )
 
 // flagsReloadCmd fetches definitions now.
@@ -26,14 +25,8 @@ func (c *flagsReloadCmd) Run(ctx context.Context, args []string) error {
 	if _, err := parse(c.env, fs, c.Usage(), args); err != nil {
 		return err
 	}
-	cl, err := t.adminClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
-	defer cancel()
 	var st api.FlagStatus
-	if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
+	if err := t.adminCall(ctx, http.MethodPost, "/hogrelay/v1/flags/reload", nil, &st); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "reloaded: %d flags, etag %s\n", st.FlagCount, orDash(st.ETag))

@@ -88,6 +88,20 @@ func (t *target) call(ctx context.Context, method, path string, body, out any) e
 	if err != nil {
 		return err
 	}
+	return do(ctx, c, method, path, body, out)
+}
+
+// adminCall is call on the admin socket.
+func (t *target) adminCall(ctx context.Context, method, path string, body, out any) error {
+	c, err := t.adminClient()
+	if err != nil {
+		return err
+	}
+	return do(ctx, c, method, path, body, out)
+}
+
+// do is one request with the CLI's default deadline (client.Timeout).
+func do(ctx context.Context, c *client.Client, method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	return c.Do(ctx, method, path, body, out)

@@ -79,9 +79,7 @@ func (st *spoolTarget) live(ctx context.Context) (*client.Client, bool) {
 	if err != nil {
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
-	defer cancel()
-	if err := c.Do(ctx, http.MethodGet, "/healthz", nil, nil); err != nil {
+	if err := do(ctx, c, http.MethodGet, "/healthz", nil, nil); err != nil {
 		if st.admin && errors.Is(err, fs.ErrPermission) {
 			st.denied = err
 		}
@@ -138,10 +136,8 @@ func (st *spoolTarget) get(ctx context.Context, c *client.Client, w io.Writer, p
 }
 
 func (st *spoolTarget) call(ctx context.Context, c *client.Client, w io.Writer, method, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
-	defer cancel()
 	var out json.RawMessage
-	if err := c.Do(ctx, method, path, nil, &out); err != nil {
+	if err := do(ctx, c, method, path, nil, &out); err != nil {
 		return err
 	}
 	return printJSON(w, out)
