@@ -152,10 +152,7 @@ func Decode(r Request, opt Options) (Batch, error) {
 	if err != nil {
 		return Batch{}, err
 	}
-	now := r.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := r.now()
 	if !req.hasSentAt {
 		req.sentAt, req.hasSentAt = querySentAt(r.Query)
 	}
@@ -164,6 +161,14 @@ func Decode(r Request, opt Options) (Batch, error) {
 		return Batch{}, err
 	}
 	return Batch{Token: token, HistoricalMigration: req.historical, Events: events, DuplicateUUIDs: dups}, nil
+}
+
+// now is the receive time, the clock's when the caller gave none.
+func (r Request) now() time.Time {
+	if r.Now.IsZero() {
+		return time.Now()
+	}
+	return r.Now
 }
 
 func (o Options) maxEventBytes() int {

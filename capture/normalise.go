@@ -114,11 +114,8 @@ func resolveToken(req *request, opt Options) (string, error) {
 	if token == "" {
 		return "", errorf(http.StatusUnauthorized, "no project token: send api_key in the body (or token on each event), or configure [posthog] api_key on the agent")
 	}
-	if err := CheckToken(token); err != nil {
-		return "", errorf(http.StatusUnauthorized, "invalid project token: %v", err)
-	}
-	if len(opt.AllowedTokens) > 0 && !opt.AllowedTokens[token] {
-		return "", errorf(http.StatusUnauthorized, "project token is not in this agent's [ingest] allowed_tokens")
+	if err := opt.admit(token); err != nil {
+		return "", errorf(http.StatusUnauthorized, "%v", err)
 	}
 	return token, nil
 }
@@ -188,24 +185,11 @@ func normalise(req *request, now time.Time, opt Options) ([][]byte, error) {
 		if ev.sendFlags && opt.FlagProperties != nil {
 			extra = opt.FlagProperties(distinctIDString(buf[didStart:]), ev.groups())
 		}
-		switch {
-		case extra == "" && ev.properties != nil:
-			buf = append(buf, `,"properties":`...)
-			buf = append(buf, ev.properties...)
-		case extra != "":
+		if ev.properties != nil || extra != "" {
 			// Later keys win in PostHog's decoding, so the agent's flag
 			// values go last.
 			buf = append(buf, `,"properties":`...)
-			props := bytes.TrimRight(ev.properties, " \t\r\n")
-			if len(props) == 0 {
-				props = []byte("{}")
-			}
-			buf = append(buf, props[:len(props)-1]...)
-			if bytes.ContainsAny(bytes.TrimSpace(props[1:len(props)-1]), "\"") {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, extra...)
-			buf = append(buf, '}')
+			buf = appendProperties(buf, ev.properties, extra)
 		}
 		if ev.set != nil {
 			buf = append(buf, `,"$set":`...)
@@ -221,13 +205,42 @@ func normalise(req *request, now time.Time, opt Options) ([][]byte, error) {
 		}
 		ends[i] = len(buf)
 	}
-	events := make([][]byte, len(req.events))
+	return splitEvents(buf, ends), nil
+}
+
+// splitEvents slices buf, which holds events back to back, at ends. Each
+// event's capacity is capped, so appending to one cannot overwrite the
+// next (Batch.Events promises that).
+func splitEvents(buf []byte, ends []int) [][]byte {
+	events := make([][]byte, len(ends))
 	start := 0
 	for i, end := range ends {
 		events[i] = buf[start:end:end]
 		start = end
 	}
-	return events, nil
+	return events
+}
+
+// appendProperties appends the properties object props (nil = {}) with
+// extra, the inside of an object, added after its own members; PostHog
+// decodes later keys over earlier ones, so extra wins. v0 adds the
+// agent's flag values this way, v1 the properties PostHog's v1 handler
+// injects. props is a validated object, so it has members exactly when
+// something other than white space stands between its braces.
+func appendProperties[T string | []byte](dst, props []byte, extra T) []byte {
+	if len(extra) == 0 {
+		return append(dst, props...)
+	}
+	p := bytes.TrimRight(props, " \t\r\n")
+	if len(p) == 0 {
+		p = []byte("{}")
+	}
+	dst = append(dst, p[:len(p)-1]...)
+	if skipWS(p, 1) < len(p)-1 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, extra...)
+	return append(dst, '}')
 }
 
 // appendDistinctID appends a distinct_id as capture-rs stringifies it:

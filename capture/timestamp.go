@@ -61,9 +61,21 @@ func eventTime(ts []byte, offset int64, hasOffset bool, sentAt time.Time, hasSen
 		}
 		t = now.Add(-time.Duration(offset) * time.Millisecond)
 	}
+	return storableTime(clampFuture(t, now))
+}
+
+// clampFuture is capture-rs's guard against a client clock far ahead: a
+// time more than 23h after now becomes now.
+func clampFuture(t, now time.Time) time.Time {
 	if t.Sub(now) > futureCutoff {
-		t = now
+		return now
 	}
+	return t
+}
+
+// storableTime is t in UTC, or the Unix epoch when its year is outside
+// 0-9999 and TimestampLayout cannot write it.
+func storableTime(t time.Time) time.Time {
 	if y := t.UTC().Year(); y < 0 || y > 9999 {
 		return time.Unix(0, 0).UTC()
 	}

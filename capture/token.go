@@ -31,3 +31,16 @@ func CheckToken(t string) error {
 	}
 	return nil
 }
+
+// admit applies the shape check and the [ingest] allowed_tokens list to a
+// request's token, for v0 and v1 alike. The error's text is the refusal's
+// message; it never echoes the token, which may be a mistaken secret.
+func (o Options) admit(token string) error {
+	if err := CheckToken(token); err != nil {
+		return fmt.Errorf("invalid project token: %w", err)
+	}
+	if len(o.AllowedTokens) > 0 && !o.AllowedTokens[token] {
+		return errors.New("project token is not in this agent's [ingest] allowed_tokens")
+	}
+	return nil
+}

@@ -44,27 +44,15 @@ func (c *spoolSalvageCmd) Run(ctx context.Context, args []string) error {
 	var out salvageResult
 	if cl, live := st.live(ctx); live {
 		out.Live = true
-		var batch []spool.Record
-		size := 0
-		send := func() error {
+		out.SalvageReport, out.ImportResult, err = spool.SalvageInto(src, salvageChunkBytes, func(recs []spool.Record) (spool.ImportResult, error) {
 			var res spool.ImportResult
-			if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/spool/import", spool.EncodeRecords(batch), &res); err != nil {
-				return fmt.Errorf("re-queue into the running agent (%d events already re-queued): %w", out.ImportResult.PendingEvents, err)
+			if err := cl.Do(ctx, http.MethodPost, "/hogrelay/v1/spool/import", spool.EncodeRecords(recs), &res); err != nil {
+				return res, fmt.Errorf("re-queue into the running agent: %w", err)
 			}
-			out.ImportResult.PendingEvents += res.PendingEvents
-			out.ImportResult.DeadEvents += res.DeadEvents
-			batch, size = batch[:0], 0
-			return nil
-		}
-		out.SalvageReport, err = spool.Salvage(src, func(r spool.Record) error {
-			batch = append(batch, r)
-			if size += r.Size; size >= salvageChunkBytes {
-				return send()
-			}
-			return nil
+			return res, nil
 		})
-		if err == nil && len(batch) > 0 {
-			err = send()
+		if err != nil {
+			err = fmt.Errorf("%w (%d events were re-queued before)", err, out.ImportResult.PendingEvents)
 		}
 	} else {
 		err = st.withFile(false, func(s *spool.Spool) error {

@@ -23,7 +23,7 @@ func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
 	up.SetDefault(fakeposthog.Response{Status: 503})
 	const sdkKey = "local-sdk-key-secret-0123456789"
 	const newSDKKey = "rotated-sdk-key-secret-9876543210"
-	a := startAgent(t, up, `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "1MiB"`,
+	a := startAgent(t, up, `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "16MiB"`,
 		`flags.definitions_keys = ["`+sdkKey+`"]`, `forwarder.backoff_initial = "1m"`, `forwarder.backoff_max = "5m"`)
 	require.Eventually(t, func() bool {
 		return a.do("GET", "/flags/definitions", nil, map[string]string{"Authorization": "Bearer any"}).status == 200
@@ -38,11 +38,18 @@ func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
 	keep("browser", a.tcpDo("POST", "/batch/", oneEventBody(t, "browser"), map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer " + sdkKey}))
 	keep("rebinding", a.tcpDo("GET", "/flags/definitions", nil, map[string]string{"Host": "evil.example", "Authorization": "Bearer " + sdkKey}))
 	keep("admin on producer socket", doWith(t, a.http, "http://hogrelay", "GET", "/hogrelay/v1/spool/export", nil, nil))
-	// Fill the small spool from one project until it is refused its share.
-	big := bigBatch(t, "fill", 200<<10)
-	for i := 0; i < 6; i++ {
-		keep("fill", a.do("POST", "/batch/", big, map[string]string{"Content-Type": "application/json"}))
+	// Fill the small spool from one project, with another present, until
+	// it is refused its fair share.
+	evs, _ := mkEvents("other-project", 1)
+	require.Equal(t, 200, a.postJSON("/batch/", map[string]any{"api_key": "phc_otherproject", "batch": evs}).status)
+	big := bigBatch(t, "fill", 1<<20)
+	fair := false
+	for i := 0; i < 24 && !fair; i++ {
+		ans := a.do("POST", "/batch/", big, map[string]string{"Content-Type": "application/json"})
+		fair = fair || strings.Contains(ans.body, "fair share")
+		keep("fill", ans)
 	}
+	require.True(t, fair, "the filler was refused its fair share")
 	keep("over the bound", a.do("POST", "/batch/", bigBatch(t, "huge", 21<<20), map[string]string{"Content-Type": "application/json"}))
 	out, errOut, _ := a.cli("spool", "export")
 	seen = append(seen, out, errOut)
@@ -52,7 +59,7 @@ func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
 	seen = append(seen, out, errOut)
 
 	// Rotate the SDK key by SIGHUP: the reload names the key, not its value.
-	writeConfig(t, a.dir, a.socket, up.URL(), `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "1MiB"`,
+	writeConfig(t, a.dir, a.socket, up.URL(), `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "16MiB"`,
 		`flags.definitions_keys = ["`+newSDKKey+`"]`, `forwarder.backoff_initial = "1m"`, `forwarder.backoff_max = "5m"`)
 	require.NoError(t, a.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(a.logs.String(), "configuration reloaded") }, 10*time.Second, 20*time.Millisecond)

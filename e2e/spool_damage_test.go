@@ -64,6 +64,10 @@ func TestSpoolTruncatedFileStartsAndSalvagesWhatIsLeft(t *testing.T) {
 	require.LessOrEqual(t, salvaged, len(ids))
 	require.Equal(t, a.movedAside()[0], rec["moved_to"])
 	require.Contains(t, a.logs.String(), fmt.Sprintf(`"salvaged_events":%d`, salvaged))
+	out, errOut, code := a.cli("status")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, "SPOOL DAMAGED")
+	require.Contains(t, out, fmt.Sprintf("salvaged %d events", salvaged))
 
 	// Every salvaged event reaches PostHog, and nothing that was never
 	// acknowledged does.

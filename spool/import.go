@@ -79,11 +79,19 @@ const salvageBatchBytes = 4 << 20
 // SalvageFrom salvages every intact record of a damaged spool file (see
 // Salvage) into this spool.
 func (s *Spool) SalvageFrom(path string) (SalvageReport, ImportResult, error) {
+	return SalvageInto(path, salvageBatchBytes, s.Import)
+}
+
+// SalvageInto salvages every intact record of a damaged spool file (see
+// Salvage) and hands them to store in chunks of about chunkBytes: Import on
+// an open spool, or the admin import call of a running agent (the CLI).
+// The result adds up what store stored, also when it fails midway.
+func SalvageInto(path string, chunkBytes int, store func([]Record) (ImportResult, error)) (SalvageReport, ImportResult, error) {
 	var total ImportResult
 	var batch []Record
 	size := 0
 	flush := func() error {
-		res, err := s.Import(batch)
+		res, err := store(batch)
 		total.PendingEvents += res.PendingEvents
 		total.DeadEvents += res.DeadEvents
 		batch, size = batch[:0], 0
@@ -91,7 +99,7 @@ func (s *Spool) SalvageFrom(path string) (SalvageReport, ImportResult, error) {
 	}
 	rep, err := Salvage(path, func(r Record) error {
 		batch = append(batch, r)
-		if size += r.Size; size >= salvageBatchBytes {
+		if size += r.Size; size >= chunkBytes {
 			return flush()
 		}
 		return nil

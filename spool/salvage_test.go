@@ -12,7 +12,7 @@ import (
 )
 
 // damage overwrites the byte range [from, to) of a file.
-func damage(t *testing.T, path string, from, to int64) {
+func damage(t testing.TB, path string, from, to int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	require.NoError(t, err)
@@ -182,4 +182,24 @@ func TestHealthReportsAStalledWriter(t *testing.T) {
 	s.compactMu.Unlock()
 	require.NoError(t, <-done)
 	require.Eventually(t, func() bool { return s.Health() == nil }, 5*time.Second, 10*time.Millisecond)
+}
+
+// BenchmarkSalvage50kEvents: a damaged spool of 50,000 events (500 records
+// of 100) read back by page scan, without bbolt.
+func BenchmarkSalvage50kEvents(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "spool.db")
+	s, err := Open(Options{Path: path})
+	require.NoError(b, err)
+	for i := 0; i < 500; i++ {
+		require.NoError(b, s.Append(b.Context(), "phc_a", false, evs(i*100, 100)))
+	}
+	require.NoError(b, s.Close())
+	damage(b, path, 0, 2*int64(os.Getpagesize()))
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		_, err := Salvage(path, func(r Record) error { n += len(r.Events); return nil })
+		require.NoError(b, err)
+		require.Equal(b, 50_000, n)
+	}
 }

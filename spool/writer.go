@@ -122,9 +122,13 @@ func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
 			// The room for records' bytes is the bound scaled down by the
 			// file's overhead, so fair share and drop_oldest work on what
 			// fills the disk.
+			// The overhead is taken off, not scaled: much of it is fixed
+			// (meta, freelist and branch pages), so scaling by
+			// content/file would leave a nearly empty spool room for a
+			// few kilobytes.
 			limit := bound
-			if content := c.PendingBytes + c.DeadBytes; fileUsed > content && content > 0 {
-				limit = int64(float64(bound) * float64(content) / float64(fileUsed))
+			if overhead := fileUsed - (c.PendingBytes + c.DeadBytes); overhead > 0 {
+				limit = bound - overhead
 			}
 			victim, need, err := s.admit(c, req, limit) // fairshare.go
 			if err != nil {
