@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/sdnotify"
 )
 
@@ -53,7 +54,7 @@ func (a *Agent) reloadRefused() *ReloadRefusal {
 // and a refused reload.
 func (a *Agent) statusLine() string {
 	st := a.Status()
-	parts := []string{fmt.Sprintf("spool: %d events (%s)", st.Spool.PendingEvents, humanBytes(st.Spool.PendingBytes))}
+	parts := []string{fmt.Sprintf("spool: %d events (%s)", st.Spool.PendingEvents, config.ByteSize(st.Spool.PendingBytes).Human())}
 	if st.OldestAgeSecs > 0 {
 		parts[0] += ", oldest " + (time.Duration(st.OldestAgeSecs) * time.Second).String()
 	}
@@ -109,16 +110,4 @@ func (a *Agent) statusNotifier(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return done
-}
-
-func humanBytes(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }

@@ -89,7 +89,7 @@ func FlagModeLines(fs FlagStatus) []string {
 		out = append(out, "polling: off because "+fs.PollingOff)
 	}
 	if c := fs.AnswerCache; c != nil {
-		out = append(out, fmt.Sprintf("answer cache: %d contexts, %d bytes (file %d bytes; bounds %d entries, %d bytes, %s)",
+		out = append(out, fmt.Sprintf("answer cache: %d context(s), %d bytes (file %d bytes; bounds %d entries, %d bytes, %s)",
 			c.Entries, c.Bytes, c.FileBytes, c.MaxEntries, c.MaxBytes, c.MaxAge))
 	}
 	return out

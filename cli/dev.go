@@ -86,7 +86,6 @@ func (c *devCmd) Run(ctx context.Context, args []string) error {
 	cfg.Listen.HTTP = *httpAddr
 	cfg.Log.Level = *level
 	cfg.Flags.PollInterval = config.Duration(10 * time.Second)
-	cfg.Forwarder.BackoffMax = config.Duration(10 * time.Second)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -129,21 +129,19 @@ func (st *spoolTarget) withFile(readOnly bool, fn func(*spool.Spool) error) erro
 
 // post runs a POST admin call on the live agent and prints its answer.
 func (st *spoolTarget) post(ctx context.Context, c *client.Client, w io.Writer, path string) error {
-	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
-	defer cancel()
-	var out json.RawMessage
-	if err := c.Do(ctx, http.MethodPost, path, nil, &out); err != nil {
-		return err
-	}
-	return printJSON(w, out)
+	return st.call(ctx, c, w, http.MethodPost, path)
 }
 
 // get runs a GET admin call on the live agent and prints its answer.
 func (st *spoolTarget) get(ctx context.Context, c *client.Client, w io.Writer, path string) error {
+	return st.call(ctx, c, w, http.MethodGet, path)
+}
+
+func (st *spoolTarget) call(ctx context.Context, c *client.Client, w io.Writer, method, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, client.Timeout)
 	defer cancel()
 	var out json.RawMessage
-	if err := c.Do(ctx, http.MethodGet, path, nil, &out); err != nil {
+	if err := c.Do(ctx, method, path, nil, &out); err != nil {
 		return err
 	}
 	return printJSON(w, out)

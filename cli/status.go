@@ -11,6 +11,7 @@ import (
 
 	"github.com/hogrelay/hogrelay/agent"
 	"github.com/hogrelay/hogrelay/api"
+	"github.com/hogrelay/hogrelay/config"
 )
 
 // statusCmd shows what the agent is doing.
@@ -51,7 +52,7 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 		row("listening", "%s", l)
 	}
 	row("posthog", "%s", s.PostHogHost)
-	row("spool", "%d events, %s (file %s, bound %s)", s.Spool.PendingEvents, human(s.Spool.PendingBytes), human(s.Spool.FileBytes), human(s.Spool.MaxBytes))
+	row("spool", "%d events, %s (file %s, bound %s)", s.Spool.PendingEvents, config.ByteSize(s.Spool.PendingBytes).Human(), config.ByteSize(s.Spool.FileBytes).Human(), config.ByteSize(s.Spool.MaxBytes).Human())
 	if s.OldestAgeSecs > 0 {
 		row("oldest event", "%s old", (time.Duration(s.OldestAgeSecs) * time.Second).String())
 	}
@@ -109,16 +110,4 @@ func (c *statusCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 	return tw.Flush()
-}
-
-func human(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }

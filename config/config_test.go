@@ -159,6 +159,15 @@ func TestByteSizes(t *testing.T) {
 	}
 }
 
+func TestByteSizeHuman(t *testing.T) {
+	for in, want := range map[ByteSize]string{
+		0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB",
+		5 << 20: "5.0 MiB", 2 << 30: "2.0 GiB", 3<<30 + 512<<20: "3.5 GiB",
+	} {
+		require.Equal(t, want, in.Human(), "%d bytes", int64(in))
+	}
+}
+
 // Warnings are for valid settings that are probably wrong; they never stop
 // the agent.
 func TestWarnings(t *testing.T) {

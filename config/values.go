@@ -116,6 +116,22 @@ func (s ByteSize) String() string {
 
 func (s ByteSize) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// Human is s for people reading a status line ("1.5 GiB", "300 B"): one
+// decimal, so unlike String it does not round-trip through ParseByteSize.
+// The STATUS= line systemd shows and `hogrelay status` both use it.
+func (s ByteSize) Human() string {
+	b := int64(s)
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
 // FileMode is a permission mode written as an octal string ("0660").
 type FileMode uint32
 

@@ -39,12 +39,18 @@ func plainBinary(t *testing.T) string {
 			plainBin = b
 			return
 		}
-		dir, err := os.MkdirTemp("", "hogrelay-plain-")
-		if err != nil {
-			plainErr = err
-			return
+		// Next to the test binary, in the directory TestMain removes; a
+		// directory of its own when that binary came from elsewhere.
+		dir := filepath.Dir(binary)
+		if os.Getenv("HOGRELAY_E2E_BINARY") != "" {
+			d, err := os.MkdirTemp("", "hogrelay-plain-")
+			if err != nil {
+				plainErr = err
+				return
+			}
+			dir = d
 		}
-		plainBin = filepath.Join(dir, "hogrelay")
+		plainBin = filepath.Join(dir, "hogrelay-norace")
 		out, err := exec.Command("go", "build", "-o", plainBin, "../cmd/hogrelay").CombinedOutput()
 		if err != nil {
 			plainErr = fmt.Errorf("go build: %v: %s", err, out)

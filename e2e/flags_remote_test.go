@@ -356,3 +356,42 @@ func TestFlagsProjectKeyOnlyForCaptureAndOlderShapes(t *testing.T) {
 		}
 	}
 }
+
+// The answer cache survives a SIGKILL in the middle of writes: the agent
+// starts, opens it without damage and answers from it.
+func TestFlagsAnswerCacheSurvivesKill9(t *testing.T) {
+	up := newSampleUpstream(t, "")
+	a := startAgent(t, up, projectKeyOnly...)
+	for i := range 30 {
+		sdkFlags(t, a, fmt.Sprintf(`{"token":%q,"distinct_id":"kill-%d"}`, projectKey, i))
+	}
+	require.Eventually(t, func() bool {
+		c := a.status()["flags"].(map[string]any)["answer_cache"].(map[string]any)
+		return c["entries"].(float64) >= 30
+	}, 10*time.Second, 20*time.Millisecond)
+	// More answers in flight while the agent dies.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 30; i < 200; i++ {
+			resp, err := a.http.Post("http://hogrelay/flags/?v=2", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"token":%q,"distinct_id":"kill-%d"}`, projectKey, i)))
+			if err != nil {
+				return // the agent is gone
+			}
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(30 * time.Millisecond)
+	a.kill9()
+	<-done
+	require.NoError(t, up.Close())
+	a.start()
+	fl := a.status()["flags"].(map[string]any)
+	require.Empty(t, fl["last_error"], "the cache opened without damage")
+	c := fl["answer_cache"].(map[string]any)
+	require.GreaterOrEqual(t, c["entries"].(float64), 30.0)
+	got, _ := sdkFlags(t, a, fmt.Sprintf(`{"token":%q,"distinct_id":"kill-7"}`, projectKey))
+	require.Equal(t, up.ExpectedFlags("kill-7"), got.values())
+	require.True(t, got.Hogrelay != nil && got.Hogrelay.Cached)
+}

@@ -62,7 +62,9 @@ func (s *Service) loadCache() {
 	s.removeStaleTemps()
 	b, err := os.ReadFile(s.cachePath)
 	if errors.Is(err, fs.ErrNotExist) {
-		s.log.Info().Str("path", s.cachePath).Msg("no flag definitions cache yet; flags need a first fetch from PostHog")
+		if s.pollingEnabled {
+			s.log.Info().Str("path", s.cachePath).Msg("no flag definitions cache yet; local evaluation starts with the first fetch from PostHog")
+		}
 		return
 	}
 	if err != nil {

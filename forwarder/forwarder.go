@@ -131,13 +131,6 @@ type Forwarder struct {
 	clk  *clock
 }
 
-// clock is shared by the forwarder, its gate and its limiter; tests replace
-// it to skip waits and record them.
-type clock struct {
-	now   func() time.Time
-	after func(time.Duration) <-chan time.Time
-}
-
 // New builds a forwarder over sp.
 func New(sp *spool.Spool, o Options) *Forwarder {
 	o.Host = strings.TrimRight(o.Host, "/")

@@ -26,19 +26,14 @@ type gate struct {
 	limited bool      // a 429 streak: lanes pause, then all resume
 	bo      *retry.Backoff
 	policy  retry.Policy
-	changed chan struct{} // closed and replaced on every change
+	changed changes
 	clk     *clock
 	// wake cuts the current wait short (Wake: an operator's retry, a reload).
 	wake chan struct{}
 }
 
 func newGate(p retry.Policy, clk *clock) *gate {
-	return &gate{policy: p, bo: p.Start(), changed: make(chan struct{}), clk: clk, wake: make(chan struct{}, 1)}
-}
-
-func (g *gate) broadcastLocked() {
-	close(g.changed)
-	g.changed = make(chan struct{})
+	return &gate{policy: p, bo: p.Start(), changed: newChanges(), clk: clk, wake: make(chan struct{}, 1)}
 }
 
 // setPolicy applies reloaded backoff settings from the next streak on.
@@ -70,18 +65,14 @@ func (g *gate) pass(ctx context.Context) (probe bool, err error) {
 		}
 		changed := g.changed
 		g.mu.Unlock()
-		var fired <-chan time.Time
-		if wait > 0 {
-			fired = g.clk.after(wait)
-		}
 		select {
 		case <-ctx.Done():
 		case <-changed:
-		case <-fired:
+		case <-g.clk.timer(wait):
 		case <-g.wake:
 			g.mu.Lock()
 			g.until = time.Time{}
-			g.broadcastLocked()
+			g.changed.broadcast()
 			g.mu.Unlock()
 		}
 		if ctx.Err() != nil {
@@ -102,7 +93,7 @@ func (g *gate) ok(probe bool) (recovered bool) {
 	if g.failing || g.limited {
 		g.failing, g.auth, g.limited = false, false, false
 		g.bo = g.policy.Start()
-		g.broadcastLocked()
+		g.changed.broadcast()
 	}
 	return recovered
 }
@@ -119,7 +110,7 @@ func (g *gate) rateLimited(retryAfter time.Duration) time.Duration {
 	if !g.until.After(now) {
 		g.limited = true
 		g.until = now.Add(g.bo.Next(retryAfter))
-		g.broadcastLocked()
+		g.changed.broadcast()
 	}
 	return g.until.Sub(now)
 }
@@ -140,7 +131,7 @@ func (g *gate) failed(probe bool, retryAfter time.Duration) time.Duration {
 	} else if retryAfter > 0 {
 		g.until = laterOf(g.until, now.Add(min(retryAfter, retry.MaxRetryAfter)))
 	}
-	g.broadcastLocked()
+	g.changed.broadcast()
 	return g.until.Sub(now)
 }
 
@@ -154,7 +145,7 @@ func (g *gate) authFailed(probe bool, d time.Duration) {
 	}
 	g.failing, g.auth = true, true
 	g.until = laterOf(g.until, g.clk.now().Add(d))
-	g.broadcastLocked()
+	g.changed.broadcast()
 }
 
 // state is for Status: whether a streak is on, whether it is auth, and

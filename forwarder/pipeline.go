@@ -220,17 +220,12 @@ type limiter struct {
 	c       *controller
 	lanes   int
 	turn    uint64
-	changed chan struct{}
+	changed changes
 	clk     *clock
 }
 
 func newLimiter(maxInFlight int, clk *clock) *limiter {
-	return &limiter{c: newController(maxInFlight), changed: make(chan struct{}), clk: clk}
-}
-
-func (l *limiter) broadcastLocked() {
-	close(l.changed)
-	l.changed = make(chan struct{})
+	return &limiter{c: newController(maxInFlight), changed: newChanges(), clk: clk}
 }
 
 // awaitRoom blocks while enough lanes exist for the current limit.
@@ -260,7 +255,7 @@ func (l *limiter) addLane() {
 func (l *limiter) removeLane() {
 	l.mu.Lock()
 	l.lanes--
-	l.broadcastLocked()
+	l.changed.broadcast()
 	l.mu.Unlock()
 }
 
@@ -292,22 +287,18 @@ func (l *limiter) acquire(ctx context.Context, ticket uint64) error {
 			if wait == 0 {
 				l.c.started(l.clk.now())
 				l.turn++
-				l.broadcastLocked()
+				l.changed.broadcast()
 				l.mu.Unlock()
 				return nil
 			}
 		}
 		ch := l.changed
 		l.mu.Unlock()
-		var paced <-chan time.Time
-		if wait > 0 {
-			paced = l.clk.after(wait)
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ch:
-		case <-paced:
+		case <-l.clk.timer(wait):
 		}
 	}
 }
@@ -315,7 +306,7 @@ func (l *limiter) acquire(ctx context.Context, ticket uint64) error {
 func (l *limiter) release() {
 	l.mu.Lock()
 	l.c.release()
-	l.broadcastLocked()
+	l.changed.broadcast()
 	l.mu.Unlock()
 }
 
@@ -323,21 +314,21 @@ func (l *limiter) release() {
 func (l *limiter) record(rtt time.Duration, o outcome) {
 	l.mu.Lock()
 	l.c.record(l.clk.now(), rtt, o)
-	l.broadcastLocked()
+	l.changed.broadcast()
 	l.mu.Unlock()
 }
 
 func (l *limiter) recovered() {
 	l.mu.Lock()
 	l.c.recovered()
-	l.broadcastLocked()
+	l.changed.broadcast()
 	l.mu.Unlock()
 }
 
 func (l *limiter) setMax(n int) {
 	l.mu.Lock()
 	l.c.setMax(n)
-	l.broadcastLocked()
+	l.changed.broadcast()
 	l.mu.Unlock()
 }
 

@@ -218,4 +218,9 @@ func TestShellcheck(t *testing.T) {
 	cmd := exec.Command(sc, "--shell=sh", "install.sh")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Run(), out.String())
+	// And the bash scripts make test and CI run.
+	out.Reset()
+	cmd = exec.Command(sc, "test.sh", "../.ci/run")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Run(), out.String())
 }

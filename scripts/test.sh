@@ -10,6 +10,7 @@ GO=${GO:-go}
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 echo "== gofmt"
+# shellcheck disable=SC2046 # one argument per file name is the point
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/sdk/*'))
 if [ -n "$unformatted" ]; then
 	echo "these files are not gofmt-formatted (run make fmt):"

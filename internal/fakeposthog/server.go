@@ -1,7 +1,9 @@
 // Package fakeposthog is a PostHog stand-in that behaves like PostHog Cloud at
 // the network edge: the capture v0 routes (/batch/, /e, /i/v0/e, /capture, ...),
 // the flag-definitions routes used for local evaluation (/flags/definitions,
-// /api/feature_flag/local_evaluation) and remote evaluation (POST /flags).
+// /api/feature_flag/local_evaluation) and remote evaluation (POST /flags),
+// which it answers from the definitions it serves, evaluated per distinct id
+// with flags/eval (see EvaluateFlags), unless a test scripts another answer.
 //
 // It has two callers. Integration tests start the real hogrelay binary, point
 // it at this server and assert on what arrived; because those tests prove
