@@ -128,8 +128,8 @@ func (s *Spool) heaviest(c *counters) string {
 
 // admit decides where a request's room comes from: need bytes of victim's
 // oldest pending events to delete first (drop_oldest), or none; or the
-// refusal. limit is the room for records' bytes: max_bytes scaled down by
-// how much larger the file is than the records it holds (see commit).
+// refusal. limit is the room for records' bytes: max_bytes less what the
+// file holds beyond the records (see commit).
 func (s *Spool) admit(c *counters, req *writeReq, limit int64) (victim string, need int64, err error) {
 	if req.bytes > limit {
 		return "", 0, fmt.Errorf("%w: request of %d bytes exceeds the spool bound of %d bytes", ErrFull, req.bytes, s.opts.MaxBytes)

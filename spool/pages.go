@@ -117,8 +117,8 @@ type pageFile struct {
 
 var errBadPage = errors.New("bad page")
 
-// page returns page id with its overflow pages; want is the page type the
-// caller expects (0 = leaf or branch).
+// page returns page id with its overflow pages, after checking that the
+// page names itself id and that it ends inside the file.
 func (p *pageFile) page(id uint64) ([]byte, error) {
 	if id < 2 || int64(id) >= p.size/p.ps {
 		return nil, fmt.Errorf("page %d is outside the file: %w", id, errBadPage)

@@ -63,7 +63,7 @@ func (s *Spool) writer() {
 // ErrFull without failing the others.
 //
 // Admission (fairshare.go) counts records' bytes against a limit that is
-// max_bytes scaled down by the file's overhead: page rounding, branch
+// max_bytes less the file's overhead: page rounding, branch
 // pages, the freelist and copy-on-write make the file larger than the
 // records it holds, and it is the file that fills the disk. Under reject the
 // file's high-water mark is the measure, which keeps the file near
@@ -119,10 +119,9 @@ func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
 		pending := tx.Bucket(bucketPending)
 		for i, req := range group {
 			results[i] = nil
-			// The room for records' bytes is the bound scaled down by the
-			// file's overhead, so fair share and drop_oldest work on what
-			// fills the disk.
-			// The overhead is taken off, not scaled: much of it is fixed
+			// The room for records' bytes is the bound less the file's
+			// overhead, so fair share and drop_oldest work on what fills
+			// the disk. The overhead is taken off, not scaled: much of it is fixed
 			// (meta, freelist and branch pages), so scaling by
 			// content/file would leave a nearly empty spool room for a
 			// few kilobytes.
