@@ -95,6 +95,9 @@ type captureState struct {
 	def            Response
 	rejects        []func(Event) bool
 	maxBatchEvents int
+	// inFlight counts requests between body read and answer; peak is its
+	// highest value (PeakCaptureInFlight).
+	inFlight, peak int
 }
 
 func newCaptureState() captureState {
@@ -144,13 +147,38 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 		Error:               dec.msg,
 	}
 	s.mu.Lock()
-	resp, rules := s.capture.nextLocked()
-	entry.Scripted = resp != (Response{})
 	idx := len(s.capture.requests)
 	s.capture.requests = append(s.capture.requests, entry)
+	s.capture.inFlight++
+	s.capture.peak = max(s.capture.peak, s.capture.inFlight)
 	s.broadcastLocked()
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.capture.inFlight--
+		s.mu.Unlock()
+	}()
 
+	req := &Request{
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: entry.Header,
+		Body: dec.body, Events: dec.events, Token: dec.token, N: idx + 1,
+	}
+	var hookedResp *Response
+	if h, ok := s.hooked(req); ok {
+		hookedResp = &h
+	}
+	s.mu.Lock()
+	resp, rules := s.capture.nextLocked(hookedResp)
+	scripted := resp != (Response{})
+	s.capture.requests[idx].Scripted = scripted
+	s.mu.Unlock()
+
+	if !s.waitHolds(r.Context(), req) {
+		s.updateRequest(idx, func(l *RequestLog) { l.Abandoned = true })
+		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
+		abortConn(w)
+		return
+	}
 	if resp.Delay > 0 && !s.pause(r.Context(), resp.Delay) {
 		s.updateRequest(idx, func(l *RequestLog) { l.Abandoned = true })
 		s.logf("fakeposthog: %s %s: abandoned during %v delay", r.Method, r.URL.Path, resp.Delay)
@@ -217,10 +245,8 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 		abortConn(w)
 		return
 	}
-	if resp.Location != "" {
-		w.Header().Set("Location", resp.Location)
-	}
-	writeAnswer(w, status, body, resp.RetryAfter)
+	setHeaders(w, resp)
+	writeAnswer(w, status, body)
 }
 
 // answer decides status and body. A scripted status wins; otherwise PostHog's
@@ -264,11 +290,8 @@ func answer(resp Response, dec *decoded, rules rules) (status int, body, refusal
 	return http.StatusOK, body, ""
 }
 
-func writeAnswer(w http.ResponseWriter, status int, body, retryAfter string) {
+func writeAnswer(w http.ResponseWriter, status int, body string) {
 	h := w.Header()
-	if retryAfter != "" {
-		h.Set("Retry-After", retryAfter)
-	}
 	if body != "" {
 		if strings.HasPrefix(body, "{") || strings.HasPrefix(body, "[") {
 			h.Set("Content-Type", "application/json")

@@ -55,6 +55,8 @@ var gzipMagic = []byte{0x1f, 0x8b, 0x08}
 // decoded is what a capture request turned out to contain. status is 0 when
 // PostHog would accept it; otherwise status and msg are PostHog's answer.
 type decoded struct {
+	// body is the request body after gunzip, for the answer hook.
+	body       []byte
 	events     []Event
 	token      string
 	gzipped    bool
@@ -136,6 +138,7 @@ func decodeCapture(r *http.Request, raw []byte, limit int64, tooLarge bool) *dec
 		return d.fail(http.StatusBadRequest,
 			fmt.Sprintf("failed to decode request: fakeposthog does not implement %s compression", hint))
 	}
+	d.body = body
 	if !utf8.Valid(body) {
 		return d.fail(http.StatusBadRequest, "failed to decode request: body is not valid UTF-8")
 	}

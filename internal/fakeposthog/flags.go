@@ -174,10 +174,33 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		IfNoneMatch:   r.Header.Get("If-None-Match"),
 	}
 	s.mu.Lock()
+	req := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(),
+		N: len(s.flags.defRequests) + 1}
+	s.mu.Unlock()
+	resp, hooked := s.hooked(req)
+	if !s.waitHolds(r.Context(), req) {
+		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
+		abortConn(w)
+		return
+	}
+	if hooked && !s.scripted(w, r, resp) {
+		return
+	}
+	if hooked && resp.Status != 0 {
+		rec.Status = resp.Status
+		s.recordDefinitionRequest(rec)
+		s.logf("fakeposthog: %s %s -> %d (hooked)", r.Method, r.URL.Path, resp.Status)
+		setHeaders(w, resp)
+		writeAnswer(w, resp.Status, resp.Body)
+		return
+	}
+
+	s.mu.Lock()
 	defs, etag, override := s.flags.defs, s.flags.etag, s.flags.status
 	s.mu.Unlock()
 
 	status, body := definitionsAnswer(rec, etag, override)
+	setHeaders(w, resp)
 	h := w.Header()
 	switch status {
 	case http.StatusOK:
@@ -198,16 +221,20 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 	// Record before answering so a client that has its answer always finds
 	// its request counted.
 	rec.Status = status
-	s.mu.Lock()
-	s.flags.defRequests = append(s.flags.defRequests, rec)
-	s.broadcastLocked()
-	s.mu.Unlock()
+	s.recordDefinitionRequest(rec)
 	s.logf("fakeposthog: %s %s -> %d", r.Method, r.URL.Path, status)
 
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead && status != http.StatusNotModified {
 		_, _ = w.Write(body)
 	}
+}
+
+func (s *Server) recordDefinitionRequest(rec DefinitionRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flags.defRequests = append(s.flags.defRequests, rec)
+	s.broadcastLocked()
 }
 
 // definitionsAnswer decides the status (and error body) of a definitions
@@ -309,15 +336,33 @@ func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
 	s.flags.flagReqs = append(s.flags.flagReqs, FlagsRequest{
 		Time: time.Now(), Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Raw: raw,
 	})
+	req := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(),
+		Body: raw, N: len(s.flags.flagReqs)}
 	s.broadcastLocked()
 	s.mu.Unlock()
+
+	resp, hooked := s.hooked(req)
+	if !s.waitHolds(r.Context(), req) {
+		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
+		abortConn(w)
+		return
+	}
+	if hooked && !s.scripted(w, r, resp) {
+		return
+	}
+	setHeaders(w, resp)
+	if hooked && resp.Status != 0 {
+		s.logf("fakeposthog: %s %s -> %d (hooked)", r.Method, r.URL.Path, resp.Status)
+		writeAnswer(w, resp.Status, resp.Body)
+		return
+	}
 
 	if handler == nil {
 		handler = s.EvaluateFlags
 	}
-	status, resp := handler(body)
+	status, out := handler(body)
 	s.logf("fakeposthog: %s %s -> %d", r.Method, r.URL.Path, status)
-	writeHandlerResponse(w, status, resp)
+	writeHandlerResponse(w, status, out)
 }
 
 func writeHandlerResponse(w http.ResponseWriter, status int, resp any) {

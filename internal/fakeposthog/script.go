@@ -20,6 +20,9 @@ type Response struct {
 	// 3xx Status it models a proxy or load balancer redirecting capture
 	// (e.g. http:// to https://).
 	Location string
+	// ETag, when set, is sent verbatim as the ETag header (with SetAnswer on
+	// the definitions routes, e.g. `"v1"` beside a 200 or a 304).
+	ETag string
 	// Body replaces the body of a scripted answer, or of PostHog's own 200
 	// when Status is 0 (e.g. capture-rs's {"status":"Ok"}). "" means
 	// {"status":1} for 2xx and the status text otherwise.
@@ -48,9 +51,13 @@ type rules struct {
 
 // nextLocked pops the next scripted response (or the default) together with
 // the rules in force, so a request sees one consistent configuration.
-func (c *captureState) nextLocked() (Response, rules) {
+// A request the answer hook answered passes hooked, which keeps the queue.
+func (c *captureState) nextLocked(hooked *Response) (Response, rules) {
 	resp := c.def
-	if len(c.script) > 0 {
+	switch {
+	case hooked != nil:
+		resp = *hooked
+	case len(c.script) > 0:
 		resp = c.script[0]
 		c.script = c.script[1:]
 	}

@@ -76,6 +76,11 @@ type Server struct {
 
 	capture captureState
 	flags   flagsState
+	// answer is SetAnswer's hook; holds are Hold's, held the requests
+	// waiting on them.
+	answer Answer
+	holds  []*hold
+	held   int
 }
 
 // New starts a server on opts.Addr and serves in the background until Close.
