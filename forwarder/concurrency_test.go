@@ -2,14 +2,13 @@ package forwarder
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 	"github.com/hogrelay/hogrelay/spool"
 )
 
@@ -52,30 +51,17 @@ func (h *harness) waitEmpty(t *testing.T) {
 	require.Eventually(t, func() bool { return h.pending(t) == 0 }, 30*time.Second, 5*time.Millisecond)
 }
 
-func has(r received, i int) bool {
-	for _, e := range r.Batch {
-		if strings.Contains(string(e), fmt.Sprintf(`"i":%d}`, i)) {
-			return true
-		}
-	}
-	return false
-}
-
 // Batches finish out of order; a record leaves the spool only when the
 // request carrying it got its 2xx, never because a later one did.
 func TestOutOfOrderCompletionNeverRemovesAnUnacknowledgedRecord(t *testing.T) {
-	release := make(chan struct{})
 	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 10 })
-	h.up.hold = func(r received) {
-		if has(r, 0) { // the head batch hangs until the test lets it go
-			<-release
-		}
-	}
+	// The head batch hangs until the test lets it go.
+	release := h.up.Hold(func(r *fakeposthog.Request) bool { return has(r, 0) })
 	h.appendRecords(t, 5, 10)
 	h.start(t, 4)
 
 	// Everything behind the head is accepted and removed...
-	require.Eventually(t, func() bool { return len(h.up.acceptedEvents()) == 40 }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(acceptedEvents(h.up)) == 40 }, 30*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return h.pending(t) == 10 }, 30*time.Second, 5*time.Millisecond)
 	// ...and the head record, still unanswered, stays: it is what a crash now
 	// would send again.
@@ -85,23 +71,17 @@ func TestOutOfOrderCompletionNeverRemovesAnUnacknowledgedRecord(t *testing.T) {
 	require.Equal(t, string(event(0)), string(head[0].Events[0]))
 	require.Equal(t, 1, h.f.Status().InFlight)
 
-	close(release)
+	release()
 	h.waitEmpty(t)
-	require.Len(t, h.up.acceptedEvents(), 50)
+	require.Len(t, acceptedEvents(h.up), 50)
 }
 
 // A record split over several chunks (batch_max_events lowered after it was
 // stored) is removed only after its last chunk is accepted, whichever lane
 // finishes last.
 func TestRecordSplitOverLanesIsRemovedAfterItsLastChunk(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
 	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 5 })
-	h.up.hold = func(r received) {
-		if has(r, 0) {
-			<-release
-		}
-	}
+	release := h.up.Hold(func(r *fakeposthog.Request) bool { return has(r, 0) })
 	// One record of 20 events: four chunks of 5.
 	var evs [][]byte
 	for i := 0; i < 20; i++ {
@@ -109,61 +89,47 @@ func TestRecordSplitOverLanesIsRemovedAfterItsLastChunk(t *testing.T) {
 	}
 	require.NoError(t, h.sp.Append(context.Background(), "phc_test", false, evs))
 	h.start(t, 4)
-	require.Eventually(t, func() bool { return len(h.up.acceptedEvents()) == 15 }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(acceptedEvents(h.up)) == 15 }, 30*time.Second, 5*time.Millisecond)
 	time.Sleep(50 * time.Millisecond) // give a wrong removal the time to happen
 	require.EqualValues(t, 20, h.pending(t), "three of four chunks accepted: the record stays")
-	once.Do(func() { close(release) })
+	release()
 	h.waitEmpty(t)
 }
 
 func TestSeveralInFlightWhenTheLimitAllows(t *testing.T) {
-	var mu sync.Mutex
-	inFlight, most := 0, 0
-	h := newHarness(t, nil, func(o *Options) { o.BatchMaxEvents = 10; o.MaxInFlight = 4 })
-	h.up.hold = func(received) {
-		mu.Lock()
-		inFlight++
-		most = max(most, inFlight)
-		mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
-	}
+	// Each request takes 20ms, so the lanes' requests overlap.
+	h := newHarness(t, func(*fakeposthog.Request) (fakeposthog.Response, bool) {
+		return fakeposthog.Response{Delay: 20 * time.Millisecond}, true
+	}, func(o *Options) { o.BatchMaxEvents = 10; o.MaxInFlight = 4 })
 	want := h.appendRecords(t, 20, 10)
 	h.start(t, 4)
 	h.waitEmpty(t)
-	require.ElementsMatch(t, want, h.up.acceptedEvents(), "every event exactly once")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, 4, most, "four lanes, never more than max_in_flight")
+	require.ElementsMatch(t, want, acceptedEvents(h.up), "every event exactly once")
+	require.Equal(t, 4, h.up.PeakCaptureInFlight(), "four lanes, never more than max_in_flight")
 }
 
 // 413 splitting, 400 bisection and 401 behave with four lanes as with one.
 func TestRefusalsWithSeveralInFlight(t *testing.T) {
 	t.Run("413 splits", func(t *testing.T) {
-		h := newHarness(t, func(_ int, r received) (int, string) {
-			if len(r.Batch) > 3 {
-				return 413, ""
-			}
-			return 200, ""
+		h := newHarness(t, func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
+			return status(413, ""), len(r.Events) > 3
 		}, func(o *Options) { o.BatchMaxEvents = 10 })
 		want := h.appendRecords(t, 8, 10)
 		h.start(t, 4)
 		h.waitEmpty(t)
-		require.ElementsMatch(t, want, h.up.acceptedEvents())
+		require.ElementsMatch(t, want, acceptedEvents(h.up))
 		st, _ := h.sp.Stats()
 		require.Zero(t, st.DeadEvents)
 	})
 	t.Run("400 bisects to exactly the poison events", func(t *testing.T) {
 		poison := map[int]bool{3: true, 27: true, 55: true, 56: true}
-		h := newHarness(t, func(_ int, r received) (int, string) {
+		h := newHarness(t, func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
 			for p := range poison {
 				if has(r, p) {
-					return 400, ""
+					return status(400, ""), true
 				}
 			}
-			return 200, ""
+			return fakeposthog.Response{}, false
 		}, func(o *Options) { o.BatchMaxEvents = 10 })
 		all := h.appendRecords(t, 8, 10)
 		h.start(t, 4)
@@ -176,7 +142,7 @@ func TestRefusalsWithSeveralInFlight(t *testing.T) {
 				good = append(good, e)
 			}
 		}
-		require.ElementsMatch(t, good, h.up.acceptedEvents())
+		require.ElementsMatch(t, good, acceptedEvents(h.up))
 		var dead []string
 		require.NoError(t, h.sp.Each(spool.DeadLetters, func(r spool.Record) error {
 			dead = append(dead, string(r.Events[0]))
@@ -188,22 +154,17 @@ func TestRefusalsWithSeveralInFlight(t *testing.T) {
 	t.Run("401 holds every lane and keeps everything", func(t *testing.T) {
 		var mu sync.Mutex
 		authed := false
-		h := newHarness(t, func(_ int, r received) (int, string) {
+		h := newHarness(t, func(*fakeposthog.Request) (fakeposthog.Response, bool) {
 			mu.Lock()
 			defer mu.Unlock()
-			if !authed {
-				return 401, ""
-			}
-			return 200, ""
+			return status(401, ""), !authed
 		}, func(o *Options) { o.BatchMaxEvents = 10 })
 		h.f.clk.after = func(time.Duration) <-chan time.Time { return nil } // waits never end by themselves
 		want := h.appendRecords(t, 8, 10)
 		h.start(t, 4)
 		require.Eventually(t, func() bool { return h.f.Status().State == StateAuthFailed }, 30*time.Second, 5*time.Millisecond)
 		time.Sleep(50 * time.Millisecond)
-		h.up.mu.Lock()
-		n := len(h.up.requests)
-		h.up.mu.Unlock()
+		n := len(h.up.Requests())
 		require.LessOrEqual(t, n, 4, "only the requests already in flight, no new ones while the key is refused")
 		require.EqualValues(t, 80, h.pending(t))
 		mu.Lock()
@@ -211,7 +172,7 @@ func TestRefusalsWithSeveralInFlight(t *testing.T) {
 		mu.Unlock()
 		h.f.Wake() // what a reload with the fixed key does
 		h.waitEmpty(t)
-		require.ElementsMatch(t, want, h.up.acceptedEvents())
+		require.ElementsMatch(t, want, acceptedEvents(h.up))
 	})
 }
 
@@ -221,14 +182,13 @@ func TestProbingStaysBoundedAndSmallThroughALongOutage(t *testing.T) {
 	var mu sync.Mutex
 	down := true
 	var whileDown []int // events per request while PostHog was down
-	h := newHarness(t, func(_ int, r received) (int, string) {
+	h := newHarness(t, func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if down {
-			whileDown = append(whileDown, len(r.Batch))
-			return 503, ""
+			whileDown = append(whileDown, len(r.Events))
 		}
-		return 200, ""
+		return status(503, ""), down
 	}, func(o *Options) {
 		o.BatchMaxEvents = 10
 		o.BackoffInitial = time.Second
@@ -250,7 +210,7 @@ func TestProbingStaysBoundedAndSmallThroughALongOutage(t *testing.T) {
 	down = false
 	mu.Unlock()
 	h.waitEmpty(t)
-	require.ElementsMatch(t, want, h.up.acceptedEvents())
+	require.ElementsMatch(t, want, acceptedEvents(h.up))
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -275,21 +235,16 @@ func TestProbingStaysBoundedAndSmallThroughALongOutage(t *testing.T) {
 func TestRefusingEverythingIsNotPoison(t *testing.T) {
 	var mu sync.Mutex
 	broken := true
-	h := newHarness(t, func(_ int, r received) (int, string) {
+	h := newHarness(t, func(*fakeposthog.Request) (fakeposthog.Response, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if broken {
-			return 400, ""
-		}
-		return 200, ""
+		return status(400, ""), broken
 	}, func(o *Options) { o.BatchMaxEvents = 100 })
 	want := h.appendRecords(t, 10, 100)
 	h.start(t, 4)
 	require.Eventually(t, func() bool { return h.f.Status().RefusingAll }, 30*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {
-		h.up.mu.Lock()
-		defer h.up.mu.Unlock()
-		return len(h.up.requests) > 60
+		return len(h.up.Requests()) > 60
 	}, 30*time.Second, time.Millisecond, "it keeps retrying")
 	st, _ := h.sp.Stats()
 	require.Zero(t, st.DeadEvents, "nothing dead-lettered")
@@ -302,7 +257,7 @@ func TestRefusingEverythingIsNotPoison(t *testing.T) {
 	broken = false
 	mu.Unlock()
 	h.waitEmpty(t)
-	require.ElementsMatch(t, want, h.up.acceptedEvents())
+	require.ElementsMatch(t, want, acceptedEvents(h.up))
 	require.False(t, h.f.Status().RefusingAll)
 	st, _ = h.sp.Stats()
 	require.Zero(t, st.DeadEvents)
