@@ -14,7 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
@@ -102,7 +101,7 @@ func TestSDKPosthogNodeRemoteEvaluation(t *testing.T) {
 	for _, s := range subjects {
 		_, resp := up.EvaluateFlags(map[string]any{"token": projectKey, "distinct_id": s.id, "person_properties": s.props})
 		want := map[string]any{}
-		for k, f := range resp.(map[string]any)["flags"].(map[string]flags.WireFlag) {
+		for k, f := range resp.(map[string]any)["flags"].(map[string]fakeposthog.Flag) {
 			want[k] = wireValue(f)
 		}
 		for _, f := range doc.Flags {
@@ -151,7 +150,7 @@ func TestSDKPosthogNodeRemoteEvaluation(t *testing.T) {
 	require.ElementsMatch(t, wantEvents, got)
 }
 
-func wireValue(f flags.WireFlag) any {
+func wireValue(f fakeposthog.Flag) any {
 	if f.Variant != nil {
 		return *f.Variant
 	}

@@ -3,19 +3,18 @@ package flags
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
 // BenchmarkRemoteAnswer is one remote question with a project key only: the
 // /flags round trip to a loopback PostHog plus queueing the answer for the
 // answer cache.
 func BenchmarkRemoteAnswer(b *testing.B) {
-	f := newFakeB(b)
+	f := newFake(b)
 	f.setFlags(perUser)
 	s := newBenchService(b, f.URL)
 	ctx := context.Background()
@@ -31,7 +30,7 @@ func BenchmarkRemoteAnswer(b *testing.B) {
 // BenchmarkOfflineAnswer is a question answered from the answer cache while
 // PostHog is unreachable (in the fail-fast pause, so no dial is paid).
 func BenchmarkOfflineAnswer(b *testing.B) {
-	f := newFakeB(b)
+	f := newFake(b)
 	f.setFlags(perUser)
 	s := newBenchService(b, f.URL)
 	ctx := context.Background()
@@ -41,10 +40,8 @@ func BenchmarkOfflineAnswer(b *testing.B) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the writer commit
-	f.setFlags(func(w http.ResponseWriter, _ *http.Request) {
-		hj, _ := w.(http.Hijacker)
-		c, _, _ := hj.Hijack()
-		_ = c.Close() // no answer at all: the agent pauses remote calls
+	f.setFlags(func(*fakeposthog.Request) fakeposthog.Response {
+		return fakeposthog.Response{Drop: true} // no answer at all: the agent pauses remote calls
 	})
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -54,13 +51,6 @@ func BenchmarkOfflineAnswer(b *testing.B) {
 			b.Fatalf("not answered from the cache: %v", err)
 		}
 	}
-}
-
-func newFakeB(b *testing.B) *fakePostHog {
-	f := &fakePostHog{counts: map[string]int{}}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	b.Cleanup(f.Close)
-	return f
 }
 
 func newBenchService(b *testing.B, host string) *Service {

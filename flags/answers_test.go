@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
 // projectKeyOnly is the default PostHog setup: a project key, no personal key.
@@ -22,12 +22,11 @@ func projectKeyOnly(o *Options) { o.PersonalAPIKey = "" }
 
 // perUser answers each distinct id with its own variant, so answers for
 // different contexts cannot be confused.
-func perUser(w http.ResponseWriter, r *http.Request) {
+func perUser(r *fakeposthog.Request) fakeposthog.Response {
 	var body map[string]any
-	_ = json.NewDecoder(r.Body).Decode(&body)
+	_ = json.Unmarshal(r.Body, &body)
 	id, _ := body["distinct_id"].(string)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = fmt.Fprintf(w, `{"flags":{"checkout":{"key":"checkout","enabled":true,"variant":%q,"reason":{"code":"condition_match","condition_index":0,"description":"Matched condition set 1"},"metadata":{"id":9,"version":2,"payload":null,"has_experiment":true}}},"errorsWhileComputingFlags":false,"requestId":"req-%s","evaluatedAt":1767323045000}`, "v-"+id, id)
+	return fakeposthog.Response{Status: http.StatusOK, Body: fmt.Sprintf(`{"flags":{"checkout":{"key":"checkout","enabled":true,"variant":%q,"reason":{"code":"condition_match","condition_index":0,"description":"Matched condition set 1"},"metadata":{"id":9,"version":2,"payload":null,"has_experiment":true}}},"errorsWhileComputingFlags":false,"requestId":"req-%s","evaluatedAt":1767323045000}`, "v-"+id, id)}
 }
 
 func TestProjectKeyOnlyAsksPostHog(t *testing.T) {
@@ -88,13 +87,12 @@ func TestRemoteRetriesOnceOn502And504(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			var n atomic.Int32
-			f.setFlags(func(w http.ResponseWriter, r *http.Request) {
+			f.setFlags(func(r *fakeposthog.Request) fakeposthog.Response {
 				i := int(n.Add(1)) - 1
 				if i < len(tc.statuses) {
-					w.WriteHeader(tc.statuses[i])
-					return
+					return fakeposthog.Response{Status: tc.statuses[i]}
 				}
-				perUser(w, r)
+				return perUser(r)
 			})
 			h := newService(t, f.URL, t.TempDir(), projectKeyOnly)
 			ans, err := h.svc.Flag(context.Background(), "checkout", Ask{Input: eval.Input{DistinctID: "u1"}})
@@ -111,7 +109,7 @@ func TestRemoteRetriesOnceOn502And504(t *testing.T) {
 
 func TestRemoteTimeoutIsBounded(t *testing.T) {
 	f := newFake(t)
-	f.setFlags(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	f.setFlags(func(*fakeposthog.Request) fakeposthog.Response { return fakeposthog.Response{Hang: true} })
 	h := newService(t, f.URL, t.TempDir(), func(o *Options) { projectKeyOnly(o); o.RemoteTimeout = 200 * time.Millisecond })
 	start := time.Now()
 	_, err := h.svc.Flag(context.Background(), "checkout", Ask{Input: eval.Input{DistinctID: "u1"}})
@@ -121,11 +119,11 @@ func TestRemoteTimeoutIsBounded(t *testing.T) {
 
 func TestRedirectIsNotFollowed(t *testing.T) {
 	f := newFake(t)
-	f.setFlags(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "https://example.com/flags/?v=2", http.StatusMovedPermanently)
+	f.setFlags(func(*fakeposthog.Request) fakeposthog.Response {
+		return fakeposthog.Response{Status: http.StatusMovedPermanently, Location: "https://example.com/flags/?v=2"}
 	})
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, _ int) {
-		http.Redirect(w, r, "https://example.com/flags/definitions", http.StatusFound)
+	f.setDefs(func(*fakeposthog.Request) fakeposthog.Response {
+		return fakeposthog.Response{Status: http.StatusFound, Location: "https://example.com/flags/definitions"}
 	})
 	h := newService(t, f.URL, t.TempDir(), nil)
 	err := h.svc.Reload(context.Background())
@@ -157,7 +155,7 @@ func TestOfflineAnswersFromTheAnswerCache(t *testing.T) {
 	down := newFake(t)
 	down.Close()
 	h2 := newService(t, down.URL, dir, projectKeyOnly)
-	h2.clock.advance(time.Hour)
+	h2.clock.Advance(time.Hour)
 	all, err = h2.svc.All(ctx, u1)
 	require.NoError(t, err)
 	require.Equal(t, "v-u1", all.Flags["checkout"].Value())
@@ -194,12 +192,11 @@ func TestFreshAnswersReplaceCachedOnes(t *testing.T) {
 	variant.Store("old")
 	up := atomic.Bool{}
 	up.Store(true)
-	f.setFlags(func(w http.ResponseWriter, r *http.Request) {
+	f.setFlags(func(*fakeposthog.Request) fakeposthog.Response {
 		if !up.Load() {
-			w.WriteHeader(http.StatusBadGateway)
-			return
+			return fakeposthog.Response{Status: http.StatusBadGateway}
 		}
-		_, _ = io.WriteString(w, `{"flags":{"checkout":{"key":"checkout","enabled":true,"variant":"`+variant.Load().(string)+`","metadata":{"id":1,"version":1}}}}`)
+		return fakeposthog.Response{Status: http.StatusOK, Body: `{"flags":{"checkout":{"key":"checkout","enabled":true,"variant":"` + variant.Load().(string) + `","metadata":{"id":1,"version":1}}}}`}
 	})
 	h := newService(t, f.URL, t.TempDir(), projectKeyOnly)
 	ctx := context.Background()
@@ -252,7 +249,7 @@ func TestAnswerCacheStaysWithinItsBounds(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoAnswer, "the least recently used went first")
 
 	// Older than the age limit: never served.
-	h2.clock.advance(31 * 24 * time.Hour)
+	h2.clock.Advance(31 * 24 * time.Hour)
 	_, err = h2.svc.All(ctx, Ask{Input: eval.Input{DistinctID: "u19"}})
 	require.ErrorIs(t, err, ErrNoAnswer)
 
@@ -283,7 +280,7 @@ func TestClearAnswers(t *testing.T) {
 	require.Eventually(t, func() bool { return h.svc.Status().AnswerCache.Entries == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, h.svc.ClearAnswers())
 	require.Zero(t, h.svc.Status().AnswerCache.Entries)
-	f.setFlags(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	f.setFlags(status(http.StatusBadGateway, ""))
 	_, err = h.svc.All(ctx, Ask{Input: eval.Input{DistinctID: "u1"}})
 	require.ErrorIs(t, err, ErrNoAnswer, "nothing left to answer from")
 }
@@ -292,7 +289,7 @@ func TestClearAnswers(t *testing.T) {
 // and the flag named by the caller only.
 func TestNoAnswerMessagesDoNotStutter(t *testing.T) {
 	f := newFake(t)
-	f.setFlags(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	f.setFlags(status(http.StatusInternalServerError, ""))
 	h := loaded(t, f, func(o *Options) { o.OnlyEvaluateLocally = false })
 	for _, tc := range []struct {
 		key string

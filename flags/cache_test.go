@@ -21,7 +21,7 @@ func TestRestartOfflineAnswersFromDisk(t *testing.T) {
 	h := newService(t, f.URL, t.TempDir(), nil)
 	ctx := context.Background()
 	require.NoError(t, h.svc.Reload(ctx))
-	fetchedAt := h.clock.now()
+	fetchedAt := h.clock.Now()
 	in := Ask{Input: eval.Input{DistinctID: "user-1"}}
 	want, err := h.svc.All(ctx, Ask{Input: in.Input, OnlyLocal: true})
 	require.NoError(t, err)
@@ -198,17 +198,17 @@ func TestNotModifiedPersistsConfirmationTimeSparingly(t *testing.T) {
 	h := newService(t, f.URL, t.TempDir(), nil)
 	ctx := context.Background()
 	require.NoError(t, h.svc.Reload(ctx))
-	first := h.clock.now()
+	first := h.clock.Now()
 	diskTime := func() time.Time {
 		h2 := newService(t, "http://127.0.0.1:1", h.dir, nil)
 		return h2.svc.Status().FetchedAt
 	}
 
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	require.NoError(t, h.svc.Reload(ctx)) // 304
 	require.True(t, first.Equal(diskTime()), "a 304 soon after is not worth an fsync")
 
-	h.clock.advance(persistCheckedEvery)
+	h.clock.Advance(persistCheckedEvery)
 	require.NoError(t, h.svc.Reload(ctx)) // 304
-	require.True(t, h.clock.now().Equal(diskTime()))
+	require.True(t, h.clock.Now().Equal(diskTime()))
 }

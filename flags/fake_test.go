@@ -1,11 +1,9 @@
 package flags
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
+	"github.com/hogrelay/hogrelay/internal/testclock"
 	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
@@ -38,126 +38,108 @@ func readTestdata(name string) string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
-// fakePostHog is the network edge: a real HTTP server on an ephemeral port
-// whose answers tests script through func fields.
-type fakePostHog struct {
-	*httptest.Server
+// script answers one request to a fake PostHog route; r.N numbers the
+// requests to the definitions routes (or to /flags) from 1.
+type script func(r *fakeposthog.Request) fakeposthog.Response
 
-	mu sync.Mutex
-	// defs answers GET /flags/definitions and /api/feature_flag/local_evaluation;
-	// n counts requests to that path, starting at 1.
-	defs func(w http.ResponseWriter, r *http.Request, n int)
-	// flags answers POST /flags/.
-	flags    func(w http.ResponseWriter, r *http.Request)
-	requests []*http.Request
-	bodies   [][]byte
-	counts   map[string]int
+// fakePostHog is internal/fakeposthog with the answers these tests script
+// per request: defs for the definitions routes, flags for POST /flags/.
+// Until a test scripts one, definitions answer 404 and /flags 500, so a
+// test sees only the upstream it describes.
+type fakePostHog struct {
+	*fakeposthog.Server
+	URL string
+
+	mu       sync.Mutex
+	defs     script
+	flags    script
+	requests []*fakeposthog.Request
 }
 
-func newFake(t *testing.T) *fakePostHog {
-	t.Helper()
-	f := &fakePostHog{counts: map[string]int{}}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.Close)
+func newFake(tb testing.TB) *fakePostHog {
+	tb.Helper()
+	srv, err := fakeposthog.New(fakeposthog.Options{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = srv.Close() })
+	f := &fakePostHog{Server: srv, URL: srv.URL()}
+	srv.SetAnswer(f.answer)
 	return f
 }
 
-func (f *fakePostHog) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body)) // scripts may read it too
+func (f *fakePostHog) answer(r *fakeposthog.Request) (fakeposthog.Response, bool) {
 	f.mu.Lock()
-	f.counts[r.URL.Path]++
-	n := f.counts[r.URL.Path]
 	f.requests = append(f.requests, r)
-	f.bodies = append(f.bodies, body)
 	defs, flags := f.defs, f.flags
 	f.mu.Unlock()
 	switch {
-	case r.URL.Path == "/flags/definitions" || r.URL.Path == "/api/feature_flag/local_evaluation":
+	case r.Path == "/flags/definitions" || r.Path == "/api/feature_flag/local_evaluation":
 		if defs == nil {
-			http.NotFound(w, r)
-			return
+			return fakeposthog.Response{Status: http.StatusNotFound}, true
 		}
-		defs(w, r, n)
-	case r.URL.Path == "/flags/" && r.Method == http.MethodPost:
+		return defs(r), true
+	case r.Path == "/flags/" && r.Method == http.MethodPost:
 		if flags == nil {
-			http.Error(w, `{"detail":"no script"}`, http.StatusInternalServerError)
-			return
+			return fakeposthog.Response{Status: http.StatusInternalServerError, Body: `{"detail":"no script"}`}, true
 		}
-		flags(w, r)
-	default:
-		http.NotFound(w, r)
+		return flags(r), true
 	}
+	return fakeposthog.Response{Status: http.StatusNotFound}, true
 }
 
+// count is the number of requests to path.
 func (f *fakePostHog) count(path string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.counts[path]
+	n := 0
+	for _, r := range f.requests {
+		if r.Path == path {
+			n++
+		}
+	}
+	return n
 }
 
+// last is the latest request and its body (after gunzip).
 func (f *fakePostHog) last() (*http.Request, []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.requests[len(f.requests)-1], f.bodies[len(f.bodies)-1]
+	r := f.requests[len(f.requests)-1]
+	return &http.Request{Method: r.Method, URL: &url.URL{Path: r.Path, RawQuery: r.Query}, Header: r.Header}, r.Body
 }
 
-func (f *fakePostHog) setDefs(h func(w http.ResponseWriter, r *http.Request, n int)) {
+func (f *fakePostHog) setDefs(s script) {
 	f.mu.Lock()
-	f.defs = h
+	f.defs = s
 	f.mu.Unlock()
 }
 
-func (f *fakePostHog) setFlags(h func(w http.ResponseWriter, r *http.Request)) {
+func (f *fakePostHog) setFlags(s script) {
 	f.mu.Lock()
-	f.flags = h
+	f.flags = s
 	f.mu.Unlock()
 }
 
 // serveDefs answers like PostHog: the body with an ETag, or 304 when the
 // client already has it.
-func serveDefs(body, etag string) func(http.ResponseWriter, *http.Request, int) {
-	return func(w http.ResponseWriter, r *http.Request, _ int) {
+func serveDefs(body, etag string) script {
+	return func(r *fakeposthog.Request) fakeposthog.Response {
 		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return
+			return fakeposthog.Response{Status: http.StatusNotModified}
 		}
-		w.Header().Set("ETag", etag)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, body)
+		return fakeposthog.Response{Status: http.StatusOK, Body: body, ETag: etag}
 	}
 }
 
-func status(code int, body string) func(http.ResponseWriter, *http.Request, int) {
-	return func(w http.ResponseWriter, _ *http.Request, _ int) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, body)
+func status(code int, body string) script {
+	return func(*fakeposthog.Request) fakeposthog.Response {
+		return fakeposthog.Response{Status: code, Body: body}
 	}
-}
-
-// clock is a manual clock for fetch times and the remote cooldown.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 type harness struct {
 	svc   *Service
 	logs  *testlog.Buffer
-	clock *clock
+	clock *testclock.Clock
 	dir   string
 }
 
@@ -180,7 +162,7 @@ func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 	if mod != nil {
 		mod(&o)
 	}
-	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	// A new service on a directory in use is a restart: the old one stops
 	// first, as an agent's does, and lets go of the answer cache.
 	if prev, ok := openByDir.Load(dir); ok {
@@ -190,7 +172,7 @@ func newService(t *testing.T, host, dir string, mod func(*Options)) harness {
 	require.NoError(t, err)
 	openByDir.Store(dir, s)
 	t.Cleanup(func() { _ = s.Close() })
-	s.now = c.now
+	s.now = c.Now
 	s.jitter = func(d time.Duration) time.Duration { return d }
 	return harness{svc: s, logs: logs, clock: c, dir: dir}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 	"github.com/hogrelay/hogrelay/internal/retry"
 )
 
@@ -32,7 +33,7 @@ func TestFetchSendsAuthTokenAndETag(t *testing.T) {
 	require.Equal(t, "network", st.Source)
 	require.Equal(t, `"v1"`, st.ETag)
 	require.Equal(t, 3, st.FlagCount)
-	require.Equal(t, h.clock.now(), st.FetchedAt)
+	require.Equal(t, h.clock.Now(), st.FetchedAt)
 	raw, etag, ok := h.svc.Definitions()
 	require.True(t, ok)
 	require.Equal(t, testDefs, string(raw))
@@ -40,12 +41,12 @@ func TestFetchSendsAuthTokenAndETag(t *testing.T) {
 
 	// The second poll sends the ETag and gets a 304 with no body; the set
 	// stays and the confirmation time moves.
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	require.NoError(t, h.svc.Reload(ctx))
 	r, _ = f.last()
 	require.Equal(t, `"v1"`, r.Header.Get("If-None-Match"))
 	st = h.svc.Status()
-	require.Equal(t, h.clock.now(), st.FetchedAt)
+	require.Equal(t, h.clock.Now(), st.FetchedAt)
 	require.Equal(t, uint64(2), st.Polls)
 	require.Zero(t, st.PollErrors)
 	raw2, _, _ := h.svc.Definitions()
@@ -54,13 +55,11 @@ func TestFetchSendsAuthTokenAndETag(t *testing.T) {
 
 func TestNotModifiedUpdatesETag(t *testing.T) {
 	f := newFake(t)
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			serveDefs(testDefs, `"a"`)(w, r, n)
-			return
+	f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response {
+		if r.N == 1 {
+			return serveDefs(testDefs, `"a"`)(r)
 		}
-		w.Header().Set("ETag", `"b"`)
-		w.WriteHeader(http.StatusNotModified)
+		return fakeposthog.Response{Status: http.StatusNotModified, ETag: `"b"`}
 	})
 	h := newService(t, f.URL, t.TempDir(), nil)
 	require.NoError(t, h.svc.Reload(context.Background()))
@@ -75,12 +74,11 @@ func TestNotModifiedUpdatesETag(t *testing.T) {
 func TestFallsBackToLocalEvaluationEndpointOn404(t *testing.T) {
 	f := newFake(t)
 	legacy := serveDefs(testDefs, `"x"`)
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) {
-		if r.URL.Path == "/flags/definitions" {
-			http.NotFound(w, r) // an older self-hosted PostHog
-			return
+	f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response {
+		if r.Path == "/flags/definitions" {
+			return fakeposthog.Response{Status: http.StatusNotFound} // an older self-hosted PostHog
 		}
-		legacy(w, r, n)
+		return legacy(r)
 	})
 	h := newService(t, f.URL, t.TempDir(), nil)
 	ctx := context.Background()
@@ -99,7 +97,7 @@ func TestFallsBackToLocalEvaluationEndpointOn404(t *testing.T) {
 
 func TestBothEndpoints404NamesBoth(t *testing.T) {
 	f := newFake(t)
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, _ int) { http.NotFound(w, r) })
+	f.setDefs(status(http.StatusNotFound, "404 page not found"))
 	h := newService(t, f.URL, t.TempDir(), nil)
 	err := h.svc.Reload(context.Background())
 	require.ErrorContains(t, err, "/flags/definitions?token=")
@@ -112,7 +110,7 @@ func TestBothEndpoints404NamesBoth(t *testing.T) {
 func TestFailuresKeepLastSetAndBackOff(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		fail    func(http.ResponseWriter, *http.Request, int)
+		fail    script
 		delays  []time.Duration
 		errText string
 	}{
@@ -125,9 +123,8 @@ func TestFailuresKeepLastSetAndBackOff(t *testing.T) {
 		{"500", status(500, `oops`),
 			[]time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second},
 			"status 500"},
-		{"429 with Retry-After", func(w http.ResponseWriter, _ *http.Request, _ int) {
-			w.Header().Set("Retry-After", "120")
-			w.WriteHeader(http.StatusTooManyRequests)
+		{"429 with Retry-After", func(*fakeposthog.Request) fakeposthog.Response {
+			return fakeposthog.Response{Status: http.StatusTooManyRequests, RetryAfter: "120"}
 		}, []time.Duration{10 * time.Second, 120 * time.Second, 120 * time.Second, 120 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second},
 			"status 429"},
 		{"JSON without a flags list", status(200, `{"detail":"maintenance"}`),
@@ -140,12 +137,11 @@ func TestFailuresKeepLastSetAndBackOff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			good := serveDefs(testDefs, `"v1"`)
-			f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) {
-				if n == 1 {
-					good(w, r, n)
-					return
+			f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response {
+				if r.N == 1 {
+					return good(r)
 				}
-				tc.fail(w, r, n)
+				return tc.fail(r)
 			})
 			h := newService(t, f.URL, t.TempDir(), nil)
 
@@ -177,17 +173,13 @@ func TestFailuresKeepLastSetAndBackOff(t *testing.T) {
 func TestNetworkErrorBacksOffAndRecoveryIsLogged(t *testing.T) {
 	f := newFake(t)
 	good := serveDefs(testDefs, `"v1"`)
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 2 || n == 3 {
+	f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response {
+		if r.N == 2 || r.N == 3 {
 			// A broken response: a transport error, not a status. (A bare
 			// close would be retried by net/http on a reused connection.)
-			hj, _ := w.(http.Hijacker)
-			c, _, _ := hj.Hijack()
-			_, _ = c.Write([]byte("garbage\r\n\r\n"))
-			_ = c.Close()
-			return
+			return fakeposthog.Response{Malformed: true}
 		}
-		good(w, r, n)
+		return good(r)
 	})
 	h := newService(t, f.URL, t.TempDir(), nil)
 	delays := runPolls(t, h.svc, 5)
@@ -212,12 +204,11 @@ func TestQuotaLimitedStopsAnswersAndRecovers(t *testing.T) {
 	f := newFake(t)
 	var quota bool
 	good := serveDefs(testDefs, `"v1"`)
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) {
+	f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response {
 		if quota {
-			status(402, `{"type":"quota_limited","detail":"billing limit"}`)(w, r, n)
-			return
+			return status(402, `{"type":"quota_limited","detail":"billing limit"}`)(r)
 		}
-		good(w, r, n)
+		return good(r)
 	})
 	h := newService(t, f.URL, t.TempDir(), nil)
 	ctx := context.Background()
@@ -309,18 +300,18 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // server echoes it back in an error detail.
 func TestKeyNeverLogged(t *testing.T) {
 	f := newFake(t)
-	steps := []func(http.ResponseWriter, *http.Request, int){
+	steps := []script{
 		serveDefs(testDefs, `"v1"`),
-		func(w http.ResponseWriter, r *http.Request, n int) {
-			status(401, `{"detail":"invalid key `+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+`"}`)(w, r, n)
+		func(r *fakeposthog.Request) fakeposthog.Response {
+			return status(401, `{"detail":"invalid key `+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")+`"}`)(r)
 		},
 		status(500, ``),
 		status(402, ``),
 		status(200, `not json`),
 		serveDefs(testDefs, `"v2"`),
 	}
-	f.setDefs(func(w http.ResponseWriter, r *http.Request, n int) { steps[min(n, len(steps))-1](w, r, n) })
-	f.setFlags(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	f.setDefs(func(r *fakeposthog.Request) fakeposthog.Response { return steps[min(r.N, len(steps))-1](r) })
+	f.setFlags(status(http.StatusBadGateway, ""))
 	h := newService(t, f.URL, t.TempDir(), nil)
 	runPolls(t, h.svc, len(steps))
 	_, err := h.svc.Flag(context.Background(), "needs-server", Ask{Input: eval.Input{DistinctID: "u"}})

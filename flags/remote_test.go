@@ -3,7 +3,6 @@ package flags
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/flags/eval"
+	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
 const v2Answer = `{"flags":{"needs-server":{"key":"needs-server","enabled":true,"variant":"test",
@@ -19,11 +19,8 @@ const v2Answer = `{"flags":{"needs-server":{"key":"needs-server","enabled":true,
   "metadata":{"id":3,"version":1,"description":null,"payload":"{\"n\":1}"}}},
   "errorsWhileComputingFlags":false,"requestId":"0190a3f0-0000-7000-8000-000000000000"}`
 
-func answer(body string) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, body)
-	}
+func answer(body string) script {
+	return status(http.StatusOK, body)
 }
 
 // loaded returns a service that has fetched testDefs from f.
@@ -131,16 +128,13 @@ func TestNoKeysMeansNoRemote(t *testing.T) {
 func TestRemoteFailureIsNoAnswer(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		flags   func(http.ResponseWriter, *http.Request)
+		flags   script
 		errText string
 		quota   bool
 	}{
-		{"500", func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(500)
-			_, _ = io.WriteString(w, `{"detail":"internal"}`)
-		}, "status 500: internal", false},
-		{"timeout", func(w http.ResponseWriter, r *http.Request) {
-			<-r.Context().Done() // hang until the client gives up
+		{"500", status(500, `{"detail":"internal"}`), "status 500: internal", false},
+		{"timeout", func(*fakeposthog.Request) fakeposthog.Response {
+			return fakeposthog.Response{Hang: true} // until the client gives up
 		}, "deadline exceeded", false},
 		{"not JSON", answer(`<html>`), "not a /flags answer", false},
 		{"quota limited", answer(`{"flags":{},"errorsWhileComputingFlags":false,"quotaLimited":["feature_flags"]}`), "quota", true},
@@ -178,7 +172,7 @@ func TestRemoteUnreachableFailsFastForAWhile(t *testing.T) {
 	_, err = h.svc.Flag(context.Background(), "needs-server", ask)
 	require.ErrorContains(t, err, "not retried yet")
 
-	h.clock.advance(remoteCooldown)
+	h.clock.Advance(remoteCooldown)
 	_, err = h.svc.Flag(context.Background(), "needs-server", ask)
 	require.NotContains(t, err.Error(), "not retried yet")
 }
@@ -229,7 +223,7 @@ func TestAllMergesLocalAndRemote(t *testing.T) {
 
 func TestAllWithRemoteDownAnswersWhatItCan(t *testing.T) {
 	f := newFake(t)
-	f.setFlags(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	f.setFlags(status(http.StatusBadGateway, ""))
 	h := loaded(t, f, nil)
 	all, err := h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}})
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -79,8 +80,8 @@ type RequestLog struct {
 	// Accepted is true when the request's events were recorded.
 	Accepted bool
 	// Hung, Dropped and Abandoned say how an exchange ended without an
-	// answer: scripted Hang, scripted Drop/DropAfterAccept, or a scripted
-	// Delay cut short by the client hanging up or by Close.
+	// answer: scripted Hang, scripted Drop/DropAfterAccept/Malformed, or a
+	// scripted Delay or a Hold cut short by the client hanging up or by Close.
 	Hung      bool
 	Dropped   bool
 	Abandoned bool
@@ -153,11 +154,15 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 	s.capture.peak = max(s.capture.peak, s.capture.inFlight)
 	s.broadcastLocked()
 	s.mu.Unlock()
-	defer func() {
+	// leave runs before the answer (or the abort) goes out: a client that has
+	// its answer may send its next request at once, and must not find this
+	// one still counted.
+	leave := sync.OnceFunc(func() {
 		s.mu.Lock()
 		s.capture.inFlight--
 		s.mu.Unlock()
-	}()
+	})
+	defer leave()
 
 	req := &Request{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: entry.Header,
@@ -176,12 +181,14 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 	if !s.waitHolds(r.Context(), req) {
 		s.updateRequest(idx, func(l *RequestLog) { l.Abandoned = true })
 		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
+		leave()
 		abortConn(w)
 		return
 	}
 	if resp.Delay > 0 && !s.pause(r.Context(), resp.Delay) {
 		s.updateRequest(idx, func(l *RequestLog) { l.Abandoned = true })
 		s.logf("fakeposthog: %s %s: abandoned during %v delay", r.Method, r.URL.Path, resp.Delay)
+		leave()
 		abortConn(w)
 		return
 	}
@@ -192,13 +199,23 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 		case <-r.Context().Done():
 		case <-s.done:
 		}
+		leave()
 		abortConn(w)
 		return
 	}
 	if resp.Drop {
 		s.updateRequest(idx, func(l *RequestLog) { l.Dropped = true })
 		s.logf("fakeposthog: %s %s: dropping connection (scripted)", r.Method, r.URL.Path)
+		leave()
 		abortConn(w)
+		return
+	}
+
+	if resp.Malformed {
+		s.updateRequest(idx, func(l *RequestLog) { l.Dropped = true })
+		s.logf("fakeposthog: %s %s: answering garbage (scripted)", r.Method, r.URL.Path)
+		leave()
+		writeGarbage(w)
 		return
 	}
 
@@ -242,10 +259,12 @@ func (s *Server) handleCapture(w http.ResponseWriter, r *http.Request, limit int
 		s.onBatch(info)
 	}
 	if resp.DropAfterAccept {
+		leave()
 		abortConn(w)
 		return
 	}
 	setHeaders(w, resp)
+	leave()
 	writeAnswer(w, status, body)
 }
 

@@ -1,12 +1,61 @@
 package fakeposthog
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
-	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
+
+// Flag is one flag of a /flags v2 answer (flags.<key>) as PostHog's
+// feature-flags service writes it. The fake has its own type rather than
+// hogrelay's flags package: it stands for PostHog in that package's own
+// tests, and a stand-in that encoded with the code under test could not
+// catch that code's mistakes.
+type Flag struct {
+	Key     string  `json:"key"`
+	Enabled bool    `json:"enabled"`
+	Variant *string `json:"variant"`
+	Reason  struct {
+		Code           string `json:"code"`
+		ConditionIndex *int   `json:"condition_index"`
+		Description    string `json:"description"`
+	} `json:"reason"`
+	Metadata struct {
+		ID          int64   `json:"id"`
+		Version     int64   `json:"version"`
+		Description *string `json:"description"`
+		// Payload is the payload as PostHog stores it: a JSON document in
+		// a string, or null.
+		Payload *string `json:"payload"`
+	} `json:"metadata"`
+}
+
+// flagOf is res as PostHog answers it.
+func flagOf(res eval.Result) Flag {
+	f := Flag{Key: res.Key, Enabled: res.Enabled}
+	if res.Variant != "" {
+		v := res.Variant
+		f.Variant = &v
+	}
+	f.Reason.Code, f.Reason.ConditionIndex, f.Reason.Description = res.Reason.Code, res.Reason.ConditionIndex, res.Reason.Description
+	f.Metadata.ID, f.Metadata.Version = res.ID, res.Version
+	stored := res.StoredPayload
+	if len(stored) == 0 {
+		stored = res.Payload
+	}
+	if len(stored) > 0 && string(stored) != "null" {
+		// PostHog keeps a payload as text; a JSON string is that text quoted.
+		text := string(stored)
+		var unquoted string
+		if json.Unmarshal(stored, &unquoted) == nil {
+			text = unquoted
+		}
+		f.Metadata.Payload = &text
+	}
+	return f
+}
 
 // EvaluateFlags answers a remote-evaluation body the way PostHog's /flags
 // would for this server's definitions: each active flag evaluated with
@@ -37,10 +86,10 @@ func (s *Server) EvaluateFlags(body map[string]any) (int, any) {
 			want[ks] = true
 		}
 	}
-	out := map[string]flags.WireFlag{}
+	out := map[string]Flag{}
 	for k, r := range results {
 		if len(want) == 0 || want[k] {
-			out[k] = flags.WireFlagOf(r)
+			out[k] = flagOf(r)
 		}
 	}
 	return http.StatusOK, map[string]any{"flags": out, "errorsWhileComputingFlags": false, "requestId": newUUIDv4()}
@@ -53,7 +102,7 @@ func (s *Server) ExpectedFlags(distinctID string) map[string]any {
 	_, resp := s.EvaluateFlags(map[string]any{"token": "phc_expected", "distinct_id": distinctID})
 	out := map[string]any{}
 	if m, ok := resp.(map[string]any); ok {
-		for k, f := range m["flags"].(map[string]flags.WireFlag) {
+		for k, f := range m["flags"].(map[string]Flag) {
 			if f.Variant != nil {
 				out[k] = *f.Variant
 			} else {

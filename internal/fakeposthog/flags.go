@@ -44,7 +44,8 @@ type DefinitionRequest struct {
 	// Authorization and IfNoneMatch are the request headers as sent.
 	Authorization string
 	IfNoneMatch   string
-	// Status is the answer given (200, 304, 401, ...).
+	// Status is the answer given (200, 304, 401, ...); 0 while the request
+	// is in flight and for requests that were never answered.
 	Status int
 }
 
@@ -173,9 +174,13 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		Authorization: r.Header.Get("Authorization"),
 		IfNoneMatch:   r.Header.Get("If-None-Match"),
 	}
+	// Logged on arrival, so that requests which never get an answer are
+	// counted (and numbered) too; Status is filled in when it is known.
 	s.mu.Lock()
-	req := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(),
-		N: len(s.flags.defRequests) + 1}
+	idx := len(s.flags.defRequests)
+	s.flags.defRequests = append(s.flags.defRequests, rec)
+	s.broadcastLocked()
+	req := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), N: idx + 1}
 	s.mu.Unlock()
 	resp, hooked := s.hooked(req)
 	if !s.waitHolds(r.Context(), req) {
@@ -187,8 +192,7 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hooked && resp.Status != 0 {
-		rec.Status = resp.Status
-		s.recordDefinitionRequest(rec)
+		s.setDefinitionStatus(idx, resp.Status)
 		s.logf("fakeposthog: %s %s -> %d (hooked)", r.Method, r.URL.Path, resp.Status)
 		setHeaders(w, resp)
 		writeAnswer(w, resp.Status, resp.Body)
@@ -218,10 +222,9 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// Record before answering so a client that has its answer always finds
-	// its request counted.
-	rec.Status = status
-	s.recordDefinitionRequest(rec)
+	// The status is logged before the answer goes out, so a client that has
+	// its answer always finds it in the log.
+	s.setDefinitionStatus(idx, status)
 	s.logf("fakeposthog: %s %s -> %d", r.Method, r.URL.Path, status)
 
 	w.WriteHeader(status)
@@ -230,10 +233,10 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) recordDefinitionRequest(rec DefinitionRequest) {
+func (s *Server) setDefinitionStatus(idx, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flags.defRequests = append(s.flags.defRequests, rec)
+	s.flags.defRequests[idx].Status = status
 	s.broadcastLocked()
 }
 

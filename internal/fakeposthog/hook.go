@@ -168,6 +168,10 @@ func (s *Server) scripted(w http.ResponseWriter, r *http.Request, resp Response)
 		}
 	case resp.Drop || resp.DropAfterAccept:
 		s.logf("fakeposthog: %s %s: dropping connection (scripted)", r.Method, r.URL.Path)
+	case resp.Malformed:
+		s.logf("fakeposthog: %s %s: answering garbage (scripted)", r.Method, r.URL.Path)
+		writeGarbage(w)
+		return false
 	default:
 		return true
 	}
@@ -187,4 +191,15 @@ func setHeaders(w http.ResponseWriter, resp Response) {
 	if resp.ETag != "" {
 		h.Set("ETag", resp.ETag)
 	}
+}
+
+// writeGarbage answers with bytes that are not HTTP and closes the
+// connection (Response.Malformed).
+func writeGarbage(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_, _ = conn.Write([]byte("garbage\r\n\r\n"))
+	_ = conn.Close()
 }

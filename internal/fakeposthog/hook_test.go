@@ -199,3 +199,14 @@ func TestHoldOnDefinitionsAndCloseEndsIt(t *testing.T) {
 	require.NoError(t, s.Close(), "Close does not wait for a release")
 	require.Error(t, <-errc, "no answer")
 }
+
+func TestMalformedAnswerIsATransportError(t *testing.T) {
+	s := start(t, Options{})
+	s.SetAnswer(func(*Request) (Response, bool) { return Response{Malformed: true}, true })
+	_, err := do(t, nil, nil, http.MethodGet, s.URL()+"/flags/definitions?token=phc_x", nil, nil)
+	require.ErrorContains(t, err, "malformed HTTP")
+	_, err = do(t, nil, nil, http.MethodPost, s.URL()+"/batch/", batch(t, ev(uuidA, "a")), nil)
+	require.ErrorContains(t, err, "malformed HTTP")
+	require.Empty(t, s.Events())
+	require.True(t, s.Requests()[0].Dropped)
+}

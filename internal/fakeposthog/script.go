@@ -33,6 +33,11 @@ type Response struct {
 	// Drop reads the request, then closes the TCP connection without a
 	// response. Nothing is accepted. Models a crash before processing.
 	Drop bool
+	// Malformed reads the request, writes bytes that are not an HTTP
+	// response and closes the connection. Nothing is accepted. Models a
+	// broken proxy; unlike Drop, a client sees a malformed answer, which
+	// net/http never retries on its own.
+	Malformed bool
 	// DropAfterAccept processes the request normally (recording its events if
 	// the answer would be 2xx), then closes the connection instead of
 	// answering. Models a response lost after PostHog ingested the batch,
