@@ -234,7 +234,10 @@ func (s *Spool) finish(group []*writeReq, results []error, d drop, err error) {
 		for i := range results {
 			results[i] = err
 		}
-	} else if d.events > 0 || d.inFlight > 0 {
+	}
+	// Drops committed in transactions of their own (dropForRoom) count even
+	// when the group could not be stored after them: they are gone.
+	if d.events > 0 || d.inFlight > 0 {
 		s.dropped.Add(uint64(d.events))
 		s.log.Warn().Int64("dropped_events", d.events).Int64("dropped_in_flight", d.inFlight).Int64("max_bytes", s.opts.MaxBytes).
 			Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\"); " +
