@@ -27,12 +27,38 @@ func (s *Spool) boltOptions() *bolt.Options {
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: int(mmap),
 		ReadOnly:        s.opts.ReadOnly,
-		// A hard stop well above the bound, against a runaway: admission
-		// (commit) already counts the file's pages in use, but bbolt's
-		// copy-on-write needs free runs beside them (a leaf of large records
-		// is rewritten whole), which only the file can provide.
-		MaxSize: int(2*s.opts.MaxBytes + 64<<20),
+		// The hard stop for removals; appends under drop_oldest are held
+		// to appendStop per transaction (see update).
+		MaxSize: s.hardStop(),
 	}
+}
+
+// hardStop is a stop well above the bound, against a runaway, for the
+// transactions that must never fail for lack of room: removals after
+// delivery, dead-lettering, requeue, and drop_oldest's own drops. bbolt's
+// copy-on-write writes a transaction's new pages before the pages it frees
+// can be reused, so even a removal needs a few fresh pages; under
+// drop_oldest appends leave removalReserve of the bound for them.
+func (s *Spool) hardStop() int {
+	return int(2*s.opts.MaxBytes + 64<<20)
+}
+
+// appendStop is how large an append may make the file under drop_oldest:
+// the bound less removalReserve. An append that would grow the file further
+// fails and commit drops the oldest events in a transaction of their own,
+// whose freed pages the retried append then reuses, so appends never take
+// the file past the bound and removals have their reserve within it.
+func (s *Spool) appendStop() int {
+	return int(s.opts.MaxBytes - s.removalReserve())
+}
+
+// removalReserve is the part of max_bytes that drop_oldest's appends leave
+// for removals' copy-on-write pages (rewritten leaves and branches along the
+// deleted keys, and the freelist page, which is rewritten whole every
+// commit: 8 bytes a free page, max_bytes/512 at most). One growth step
+// covers that: the step is max_bytes/32 (64 KiB at least).
+func (s *Spool) removalReserve() int64 {
+	return int64(s.allocSize())
 }
 
 // openBolt opens the file with the spool's options and growth step.

@@ -152,8 +152,19 @@ func (s *Spool) quarantine(seqs []uint64) error {
 }
 
 // update runs fn in a write transaction with the counters, publishing them
-// only if the transaction commits.
+// only if the transaction commits. The file may grow to the hard stop
+// (hardStop): removals after delivery, dead-lettering and requeue must never
+// fail for lack of room, or the forwarder would stall.
 func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
+	return s.updateWithin(s.hardStop(), fn)
+}
+
+// updateWithin is update with the file allowed to grow to at most stop
+// bytes; a transaction that would grow it further fails with bbolt's
+// ErrMaxSizeReached and changes nothing. bbolt reads its MaxSize only while
+// allocating inside a write transaction, and every write transaction runs
+// here under ctrMu, so setting it per transaction is race-free.
+func (s *Spool) updateWithin(stop int, fn func(tx *bolt.Tx, c *counters) error) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("spool: %s is open read-only", s.opts.Path)
 	}
@@ -164,6 +175,7 @@ func (s *Spool) update(fn func(tx *bolt.Tx, c *counters) error) error {
 	}
 	s.ctrMu.Lock()
 	defer s.ctrMu.Unlock()
+	s.db.MaxSize = stop
 	c := s.ctr
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		c = s.ctr

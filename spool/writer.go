@@ -68,49 +68,78 @@ func (s *Spool) writer() {
 // records it holds, and it is the file that fills the disk. Under reject the
 // file's high-water mark is the measure, which keeps the file near
 // max_bytes; under drop_oldest its pages in use (high-water mark less free
-// pages) are, so dropping makes room, and the file can pass the bound by the
-// free pages copy-on-write needs.
+// pages) are, so dropping makes room. Pages a transaction frees are reusable
+// only after it commits, so under drop_oldest an append is also held to
+// appendStop (open.go): one that would grow the file past it fails, and
+// commit drops the oldest events in a transaction of their own and stores
+// the group again, into the pages that drop freed.
 func (s *Spool) commit(group []*writeReq) {
 	s.commitSince.Store(time.Now().UnixNano())
 	defer s.commitSince.Store(0)
 	results := make([]error, len(group))
 	d, err := s.store(group, results)
-	if errors.Is(err, berrors.ErrMaxSizeReached) && s.opts.WhenFull == DropOldest {
-		// Freed pages are reusable only after the transaction that freed
-		// them, so room at the file's hard limit is made by a drop of its
-		// own, then the group is stored again.
+	if s.opts.WhenFull == DropOldest {
 		var need int64
 		for _, req := range group {
 			need += req.bytes
 		}
-		if d1, derr := s.dropForRoom(2 * need); derr == nil && d1.events+d1.inFlight > 0 {
+		// Each round drops at least one record, so this ends: stored, or
+		// nothing left to drop (what is left is dead letters).
+		for errors.Is(err, berrors.ErrMaxSizeReached) {
+			d1, derr := s.dropForRoom(need)
+			if derr != nil || d1.events+d1.inFlight == 0 {
+				break
+			}
 			var d2 drop
 			d2, err = s.store(group, results)
-			d = drop{events: d1.events + d2.events, inFlight: d1.inFlight + d2.inFlight}
+			d = drop{events: d.events + d1.events + d2.events, inFlight: d.inFlight + d1.inFlight + d2.inFlight}
 		}
 	}
 	s.finish(group, results, d, err)
 }
 
 // dropForRoom deletes the oldest pending records of the heaviest project
-// worth need bytes in a transaction of its own (drop_oldest at the file's
-// hard limit).
+// worth at least need bytes in a transaction of its own (drop_oldest at
+// appendStop). A drop writes fresh pages too: a leaf that keeps some records
+// is rewritten whole, and a leaf holds at least two records, so deleting one
+// 100 KiB record can rewrite its 100 KiB neighbour. The drop is held to
+// max_bytes; one that would pass it deletes more (whole leaves are freed, not
+// rewritten), and only a drop of everything the project holds may use the
+// hard stop, so a drop never fails for lack of room.
 func (s *Spool) dropForRoom(need int64) (drop, error) {
-	var d drop
-	err := s.update(func(tx *bolt.Tx, c *counters) error {
-		var err error
-		d, err = s.dropOldestOf(tx.Bucket(bucketPending), c, need, s.heaviest(c))
-		return err
-	})
-	s.settleDrops(err)
-	return d, err
+	for {
+		var d drop
+		all := false
+		try := func(tx *bolt.Tx, c *counters) error {
+			victim := s.heaviest(c)
+			all = need >= s.usageOf(c, victim)
+			var err error
+			d, err = s.dropOldestOf(tx.Bucket(bucketPending), c, need, victim)
+			return err
+		}
+		err := s.updateWithin(int(s.opts.MaxBytes), try)
+		if errors.Is(err, berrors.ErrMaxSizeReached) && !all {
+			s.settleDrops(err)
+			need *= 2
+			continue
+		}
+		if errors.Is(err, berrors.ErrMaxSizeReached) {
+			err = s.update(try)
+		}
+		s.settleDrops(err)
+		return d, err
+	}
 }
 
 // store is one attempt at committing the group; results gets each request's
 // answer, and d says what drop_oldest deleted (zero when it failed).
 func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
-	bound := s.admissionBound()
-	err = s.update(func(tx *bolt.Tx, c *counters) error {
+	bound, stop := s.admissionBound(), s.hardStop()
+	if s.opts.WhenFull == DropOldest {
+		bound -= s.removalReserve()
+		stop = s.appendStop()
+	}
+	err = s.updateWithin(stop, func(tx *bolt.Tx, c *counters) error {
 		d = drop{}
 		fileUsed := tx.Size()
 		if s.opts.WhenFull == DropOldest {
@@ -205,7 +234,10 @@ func (s *Spool) finish(group []*writeReq, results []error, d drop, err error) {
 		for i := range results {
 			results[i] = err
 		}
-	} else if d.events > 0 || d.inFlight > 0 {
+	}
+	// Drops committed in transactions of their own (dropForRoom) count even
+	// when the group could not be stored after them: they are gone.
+	if d.events > 0 || d.inFlight > 0 {
 		s.dropped.Add(uint64(d.events))
 		s.log.Warn().Int64("dropped_events", d.events).Int64("dropped_in_flight", d.inFlight).Int64("max_bytes", s.opts.MaxBytes).
 			Msg("spool full: dropped the oldest pending events to make room (when_full = \"drop_oldest\"); " +
