@@ -37,17 +37,18 @@ func (s *Spool) boltOptions() *bolt.Options {
 // transactions that must never fail for lack of room: removals after
 // delivery, dead-lettering, requeue, and drop_oldest's own drops. bbolt's
 // copy-on-write writes a transaction's new pages before the pages it frees
-// can be reused, so even a removal needs a few fresh pages; under
-// drop_oldest appends leave removalReserve of the bound for them.
+// can be reused, so even a removal needs a few fresh pages; appends leave
+// removalReserve of the bound for them.
 func (s *Spool) hardStop() int {
 	return int(2*s.opts.MaxBytes + 64<<20)
 }
 
-// appendStop is how large an append may make the file under drop_oldest:
-// the bound less removalReserve. An append that would grow the file further
-// fails and commit drops the oldest events in a transaction of their own,
-// whose freed pages the retried append then reuses, so appends never take
-// the file past the bound and removals have their reserve within it.
+// appendStop is how large an append may make the file: the bound less
+// removalReserve. An append that would grow the file further fails: under
+// reject its group is refused (ErrFull); under drop_oldest commit drops the
+// oldest events in a transaction of their own, whose freed pages the retried
+// append then reuses. So appends never take the file past the bound and
+// removals have their reserve within it.
 func (s *Spool) appendStop() int {
 	return int(s.opts.MaxBytes - s.removalReserve())
 }

@@ -134,10 +134,13 @@ func (s *Spool) dropForRoom(need int64) (drop, error) {
 // store is one attempt at committing the group; results gets each request's
 // answer, and d says what drop_oldest deleted (zero when it failed).
 func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
-	bound, stop := s.admissionBound(), s.hardStop()
+	// Appends never grow the file past appendStop, under either policy:
+	// admission estimates the file's overhead from the transaction's start,
+	// and a large group's new pages (page rounding, splits) can pass that
+	// estimate; bbolt's own limit then refuses the group (ErrFull) instead.
+	bound, stop := s.admissionBound(), s.appendStop()
 	if s.opts.WhenFull == DropOldest {
 		bound -= s.removalReserve()
-		stop = s.appendStop()
 	}
 	err = s.updateWithin(stop, func(tx *bolt.Tx, c *counters) error {
 		d = drop{}
