@@ -182,13 +182,8 @@ func (s *Server) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 	s.broadcastLocked()
 	req := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), N: idx + 1}
 	s.mu.Unlock()
-	resp, hooked := s.hooked(req)
-	if !s.waitHolds(r.Context(), req) {
-		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
-		abortConn(w)
-		return
-	}
-	if hooked && !s.scripted(w, r, resp) {
+	resp, hooked, ok := s.intercept(w, r, req)
+	if !ok {
 		return
 	}
 	if hooked && resp.Status != 0 {
@@ -344,13 +339,8 @@ func (s *Server) handleFlags(w http.ResponseWriter, r *http.Request) {
 	s.broadcastLocked()
 	s.mu.Unlock()
 
-	resp, hooked := s.hooked(req)
-	if !s.waitHolds(r.Context(), req) {
-		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
-		abortConn(w)
-		return
-	}
-	if hooked && !s.scripted(w, r, resp) {
+	resp, hooked, ok := s.intercept(w, r, req)
+	if !ok {
 		return
 	}
 	setHeaders(w, resp)

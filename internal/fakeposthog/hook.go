@@ -109,6 +109,23 @@ func (s *Server) hooked(req *Request) (Response, bool) {
 	return h(req)
 }
 
+// intercept runs what comes before a definitions or /flags answer: the
+// answer hook, any Hold that matches, and a hooked answer's delay, hang,
+// drop or garbage. ok is false when the request has been dealt with (or
+// abandoned) and the handler must not answer.
+func (s *Server) intercept(w http.ResponseWriter, r *http.Request, req *Request) (resp Response, hooked, ok bool) {
+	resp, hooked = s.hooked(req)
+	if !s.waitHolds(r.Context(), req) {
+		s.logf("fakeposthog: %s %s: abandoned while held", r.Method, r.URL.Path)
+		abortConn(w)
+		return resp, hooked, false
+	}
+	if hooked && !s.scripted(w, r, resp) {
+		return resp, hooked, false
+	}
+	return resp, hooked, true
+}
+
 // waitHolds blocks while a Hold matches req, and returns false when the
 // client hung up or the server closed first. It must be called without s.mu.
 func (s *Server) waitHolds(ctx context.Context, req *Request) bool {
