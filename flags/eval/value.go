@@ -199,12 +199,7 @@ func rustParseFloat(s string) (float64, bool) {
 // exact/is_not: booleans, the strings "true"/"false" in any case, and arrays
 // made only of those.
 func isTruthyOrFalsy(v any) bool {
-	switch x := v.(type) {
-	case bool:
-		return true
-	case string:
-		return lowerIs(x, "true") || lowerIs(x, "false")
-	case []any:
+	if x, ok := v.([]any); ok {
 		for _, e := range x {
 			if !isTruthyOrFalsy(e) {
 				return false
@@ -212,7 +207,7 @@ func isTruthyOrFalsy(v any) bool {
 		}
 		return true
 	}
-	return false
+	return boolLike(v)
 }
 
 // lowerIs reports whether Rust's to_lowercase of s is the ASCII word w. Only
