@@ -262,3 +262,43 @@ func TestRefusingEverythingIsNotPoison(t *testing.T) {
 	st, _ = h.sp.Stats()
 	require.Zero(t, st.DeadEvents)
 }
+
+// A 429 to a probe means PostHog is back but rate-limiting: probing stops
+// (a one-event probe spends a request of PostHog's rate on one event), and
+// every wait after a 429 is the Retry-After PostHog gave, spread by at
+// most a quarter, not a backoff that keeps growing on top of it.
+func TestA429EndsProbingAndWaitsForRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	h := newHarness(t, func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(r.Events))
+		switch {
+		case r.N <= 3:
+			return status(503, ""), true
+		case r.N <= 6:
+			return status(429, "2"), true
+		}
+		return fakeposthog.Response{}, false
+	}, func(o *Options) { o.BatchMaxEvents = 10 })
+	want := h.appendRecords(t, 3, 10)
+	h.start(t, 1)
+	h.waitEmpty(t)
+	require.ElementsMatch(t, want, acceptedEvents(h.up))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []int{1, 1}, sizes[1:3], "while PostHog fails, one-event probes")
+	require.Equal(t, 1, sizes[3], "the probe that meets the 429")
+	require.Equal(t, []int{10, 10}, sizes[4:6], "after a 429, whole batches again: PostHog is up")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Three waits after the 503s, three after the 429s; later ones are the
+	// pacing of a limit the 429s cut below one.
+	require.GreaterOrEqual(t, len(h.waits), 6)
+	for i, w := range h.waits[3:6] {
+		require.GreaterOrEqual(t, w, 2*time.Second, "wait after 429 number %d", i+1)
+		require.LessOrEqual(t, w, 2500*time.Millisecond, "wait after 429 number %d", i+1)
+	}
+}

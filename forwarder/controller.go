@@ -21,16 +21,26 @@ import (
 // pressure takes 30 % off (Vector takes 10 %; a rate limit needs the fleet
 // to back off faster than it grows), and the limit may fall below one,
 // which paces a single lane (one request per RTT/limit) instead of sending
-// back to back; below one, growth adds an eighth per interval. The
+// back to back; below one, growth adds a sixteenth per interval. The
 // numbers come from the fleet benchmark (bench/fleet_test.go: 20 agents
-// against a PostHog with a fixed request rate): halving left a third of
-// the capacity unused, a sixteenth grew too slowly to fill it. The latency signal alone
-// never takes the limit below one: slow answers are not a refusal.
+// against a PostHog with a fixed request rate): halving the limit left a
+// third of the capacity unused; 0.6 instead of 0.7 changed nothing; an
+// eighth per interval had 24-26 % of requests refused, a sixteenth 18-21 %
+// with the same drain time, a thirty-second no better. Growth also needs
+// the round trip not to have risen (see growTolerance). The latency signal
+// alone never takes the limit below one: slow answers are not a refusal.
 //
-// And like TCP, it starts in slow start: until the first decrease, growth
-// doubles the limit each interval instead of adding one, so a backlog on a
-// long link reaches its speed within a few round trips rather than after
-// max_in_flight of them; the first sign of congestion ends it.
+// And like TCP, it starts in slow start: until the first decrease, every
+// fast 2xx to a request that found every slot taken adds one (so the limit
+// doubles per round trip, judged per answer rather than per interval: a
+// decision that waits for the interval's end slips by a whole round trip
+// while only one or two requests are in flight), and a backlog on a long
+// link reaches its speed within log2(max_in_flight) round trips; the first
+// sign of congestion (back pressure or a rise in latency) ends it.
+//
+// An interval ends after a round trip or once a window's worth of answers
+// (the limit, rounded up) has come in, whichever is first, for the same
+// reason.
 //
 // It holds no lock and reads no clock; the caller serialises calls and
 // passes the time, so its decisions are table-tested.
@@ -42,6 +52,7 @@ type controller struct {
 	slowStart    bool // no decrease yet: grow by doubling
 	reachedLimit bool // a request started with every slot taken
 	backPressure bool // an answer in this interval said "slow down"
+	answers      int  // answers in this interval, of any kind
 
 	// past is the EWMA of per-interval mean round trips; cur collects this
 	// interval's successful round trips.
@@ -59,11 +70,17 @@ const (
 	backPressureDecrease = 0.7
 	latencyDecrease      = 0.9 // Vector's default decrease ratio
 	minLimit             = 1.0 / 32
-	pacedStep            = 1.0 / 8
+	pacedStep            = 1.0 / 16
 	// A rise of less than this share of the mean is noise even when the
 	// variance is tiny (a steady link makes the deviation near zero, and
 	// then every scheduler hiccup would read as congestion).
 	minRiseShare = 0.1
+	// Growth needs the interval's mean round trip within this share of the
+	// long-run mean (or one standard deviation, if larger). Vector asks
+	// for no more than the mean, but on a steady link half the intervals
+	// land just above it by chance, which halves the rate of growth for
+	// nothing; a rise between this and minRiseShare holds the limit.
+	growTolerance = 0.03
 )
 
 func newController(maxInFlight int) *controller {
@@ -117,11 +134,17 @@ func (c *controller) release() { c.inFlight-- }
 
 // record takes one answer (a lane holds its slot across its retries, so
 // this is per request, not per slot) and, once per interval, decides.
-func (c *controller) record(now time.Time, rtt time.Duration, o outcome) {
+// queued says whether batches are ready and waiting for a slot: in slow
+// start that is the demand that lets an answer add one.
+func (c *controller) record(now time.Time, rtt time.Duration, o outcome, queued bool) {
+	c.answers++
 	switch o {
 	case outcomeSuccess:
 		c.curSum += rtt.Seconds()
 		c.curN++
+		if c.slowStart && c.limit >= 1 && c.limit < c.max && (queued || c.reachedLimit) && !c.backPressure {
+			c.limit = math.Min(c.max, math.Floor(c.limit)+1)
+		}
 	case outcomeBackPressure:
 		c.backPressure = true
 	}
@@ -135,7 +158,7 @@ func (c *controller) record(now time.Time, rtt time.Duration, o outcome) {
 		}
 		return
 	}
-	if now.Before(c.nextUpdate) {
+	if now.Before(c.nextUpdate) && c.answers < int(math.Ceil(c.limit)) {
 		return
 	}
 	var cur float64
@@ -156,24 +179,24 @@ func (c *controller) decide(cur float64, haveCur bool) {
 	case c.backPressure:
 		c.limit = math.Max(minLimit, c.limit*backPressureDecrease)
 		c.slowStart = false
-	case c.limit < c.max && c.reachedLimit && haveCur && cur <= c.pastMean:
+	case haveCur && cur >= c.pastMean+threshold && c.limit > 1:
+		c.limit = math.Max(1, c.limit*latencyDecrease)
+		c.slowStart = false
+	case c.slowStart && c.limit >= 1:
+		// Grown per answer in record.
+	case c.limit < c.max && c.reachedLimit && haveCur && cur <= c.pastMean+math.Max(math.Sqrt(c.pastVar), c.pastMean*growTolerance):
 		switch {
 		case c.limit < 1 && c.slowStart:
 			c.limit = math.Min(1, c.limit*2)
 		case c.limit < 1:
 			// Paced, after congestion: the additive step in the same
-			// units (an eighth of one request's time), so a fleet that
+			// units (a sixteenth of one request's time), so a fleet that
 			// PostHog rate-limits converges instead of doubling past its
 			// share and being refused again.
 			c.limit = math.Min(1, c.limit+pacedStep)
-		case c.slowStart:
-			c.limit = math.Min(c.max, math.Floor(c.limit)*2)
 		default:
 			c.limit = math.Min(c.max, math.Floor(c.limit)+1)
 		}
-	case haveCur && cur >= c.pastMean+threshold && c.limit > 1:
-		c.limit = math.Max(1, c.limit*latencyDecrease)
-		c.slowStart = false
 	}
 }
 
@@ -186,7 +209,7 @@ func (c *controller) observe(x float64) {
 }
 
 func (c *controller) endInterval(now time.Time) {
-	c.curSum, c.curN = 0, 0
+	c.curSum, c.curN, c.answers = 0, 0, 0
 	c.backPressure, c.reachedLimit = false, false
 	gap := c.pastMean
 	if c.limit < 1 {
@@ -197,7 +220,11 @@ func (c *controller) endInterval(now time.Time) {
 
 // recovered restarts the flow after an outage at no less than one request
 // in flight: what was learnt while PostHog was down says nothing about its
-// capacity now.
-func (c *controller) recovered() {
+// capacity now. Recovered by an accepted request, it slow-starts again
+// (like TCP after a timeout), so one agent back from an outage is at the
+// link's speed within a few round trips; recovered by a 429 (PostHog is up
+// but asks for less), it grows one request per round trip from one.
+func (c *controller) recovered(limited bool) {
 	c.limit = math.Max(c.limit, 1)
+	c.slowStart = !limited
 }

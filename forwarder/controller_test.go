@@ -51,7 +51,7 @@ func drive(c *controller, steps []step) {
 		}
 		c.started(now)
 		now = now.Add(s.rtt)
-		c.record(now, s.rtt, s.o)
+		c.record(now, s.rtt, s.o, s.full)
 		c.release()
 	}
 }
@@ -65,7 +65,8 @@ func TestControllerDecisions(t *testing.T) {
 		want  float64
 		slow  bool // still in slow start (no decrease seen yet)
 	}{
-		{"slow start doubles per interval on fast 2xx", 1, 16, repeat(4, ok(100)), 8, true},
+		{"slow start adds one per fast 2xx while batches wait", 1, 16, repeat(4, ok(100)), 5, true},
+		{"slow start needs demand to grow", 2, 16, repeat(4, okIdle(100)), 2, true},
 		{"slow start stops at max_in_flight", 1, 10, repeat(10, ok(100)), 10, true},
 		{"back pressure ends slow start: then one at a time", 10, 16, append(append(repeat(1, ok(100)), pressure(100)), repeat(3, ok(100))...), 10, true},
 		{"starts at one", 1, 16, nil, 1, false},
@@ -77,8 +78,10 @@ func TestControllerDecisions(t *testing.T) {
 		{"repeated back pressure goes below one (pacing)", 1, 16, append(repeat(1, ok(100)), repeat(2, pressure(100))...), 0.49, false},
 		{"back pressure bottoms out", 1, 16, append(repeat(1, ok(100)), repeat(50, pressure(100))...), minLimit, false},
 		{"below one in slow start, fast 2xx double it back", 0.125, 16, repeat(4, ok(100)), 1, true},
-		{"below one after congestion, fast 2xx add an eighth", 0.125, 16, repeat(4, ok(100)), 0.5, false},
+		{"below one after congestion, fast 2xx add a sixteenth", 0.125, 16, repeat(4, ok(100)), 0.3125, false},
 		{"a clear rise in latency takes 10% off", 10, 16, append(repeat(8, okIdle(100)), okIdle(400)), 9, false},
+		{"a round trip just above the mean still grows (a steady link's noise)", 5, 16, []step{ok(100), ok(102), ok(102)}, 7, false},
+		{"a round trip 5-10% above the mean holds", 5, 16, []step{ok(100), ok(107)}, 5, false},
 		{"jitter within 10% of the mean is not congestion", 5, 16, []step{ok(100), okIdle(105), okIdle(95), okIdle(108), okIdle(100)}, 5, false},
 		{"a 400 says nothing about load", 5, 16, append(repeat(1, ok(100)), repeat(5, neutral(100))...), 5, false},
 	} {
@@ -89,6 +92,28 @@ func TestControllerDecisions(t *testing.T) {
 			require.InDelta(t, tc.want, c.limit, 1e-9)
 		})
 	}
+}
+
+// TestControllerSlowStartDoublesPerRoundTrip drives whole windows, as a
+// backlog does: every slot is taken, and all of a window's answers come in
+// about one round trip later.
+func TestControllerSlowStartDoublesPerRoundTrip(t *testing.T) {
+	c := newController(16)
+	now := time.Unix(1_700_000_000, 0)
+	var limits []float64
+	for range 5 {
+		n := c.slots()
+		for range n {
+			c.started(now)
+		}
+		now = now.Add(100 * time.Millisecond)
+		for range n {
+			c.record(now, 100*time.Millisecond, outcomeSuccess, true)
+			c.release()
+		}
+		limits = append(limits, c.limit)
+	}
+	require.Equal(t, []float64{2, 4, 8, 16, 16}, limits)
 }
 
 func TestControllerLatencyAloneNeverGoesBelowOne(t *testing.T) {
@@ -114,7 +139,7 @@ func TestControllerSlotsAndPacing(t *testing.T) {
 	// Below one: one lane, and starts spaced RTT/limit apart.
 	c = newController(16)
 	c.started(now)
-	c.record(now.Add(100*time.Millisecond), 100*time.Millisecond, outcomeSuccess)
+	c.record(now.Add(100*time.Millisecond), 100*time.Millisecond, outcomeSuccess, false)
 	c.release()
 	c.limit = 0.25
 	c.started(now)
@@ -128,11 +153,23 @@ func TestControllerRecoversToOneAfterAnOutage(t *testing.T) {
 	c := newController(16)
 	drive(c, append(repeat(1, ok(50)), repeat(30, pressure(50))...))
 	require.Equal(t, minLimit, c.limit)
-	c.recovered()
+	c.recovered(false)
 	require.Equal(t, 1.0, c.limit, "the first accepted probe restarts at one request in flight")
-	c.setMax(16)
+	require.True(t, c.slowStart, "an accepted probe slow-starts again")
 	drive(c, repeat(3, ok(50)))
 	require.Equal(t, 4.0, c.limit)
 	c.setMax(2)
 	require.Equal(t, 2.0, c.limit, "a lowered max_in_flight applies at once")
+}
+
+func TestControllerRecoveredByA429GrowsOneAtATime(t *testing.T) {
+	c := newController(16)
+	drive(c, append(repeat(1, ok(50)), repeat(30, pressure(50))...))
+	c.recovered(true)
+	require.Equal(t, 1.0, c.limit)
+	require.False(t, c.slowStart, "PostHog answered, but asked for less")
+	drive(c, repeat(3, ok(50)))
+	require.Equal(t, 4.0, c.limit, "one per round trip")
+	drive(c, repeat(1, pressure(50)))
+	require.InDelta(t, 2.8, c.limit, 1e-9)
 }

@@ -153,7 +153,7 @@ func (f *Forwarder) deliverPart(ctx context.Context, b batch, events [][]byte, b
 func (f *Forwarder) accepted(probe bool, n int) {
 	recovered := f.gate.ok(probe)
 	if recovered {
-		f.limiter.recovered()
+		f.limiter.recovered(false)
 	}
 	now := f.clk.now()
 	f.drained.add(now, n)
@@ -186,8 +186,11 @@ func (f *Forwarder) deadLetter(b batch, event []byte, res result) spool.DeadEven
 
 func (f *Forwarder) retryLater(probe bool, res result, n int) {
 	var wait time.Duration
-	if res.status == http.StatusTooManyRequests && !probe {
-		wait = f.gate.rateLimited(res.retryAfter)
+	if res.status == http.StatusTooManyRequests {
+		var recovered bool
+		if wait, recovered = f.gate.rateLimited(probe, res.retryAfter); recovered {
+			f.limiter.recovered(true)
+		}
 	} else {
 		wait = f.gate.failed(probe, res.retryAfter)
 	}

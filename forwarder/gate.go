@@ -99,20 +99,36 @@ func (g *gate) ok(probe bool) (recovered bool) {
 }
 
 // rateLimited reports a 429: PostHog is up and asks for less. Every lane
-// pauses for the backoff (Retry-After a floor) and then resumes, without
-// probing (a one-event probe would spend a request of PostHog's rate on
-// one event); the concurrency controller has already cut the limit.
-// Refusals of requests that were in flight together count once.
-func (g *gate) rateLimited(retryAfter time.Duration) time.Duration {
+// pauses and then resumes, without probing (a one-event probe would spend
+// a request of PostHog's rate on one event); the concurrency controller
+// has already cut the limit. The pause is the Retry-After PostHog gave,
+// plus up to a quarter more so a fleet told the same thing does not return
+// in step; without one it is the streak's next backoff. A 429 to a probe
+// ends a failure streak the same way: PostHog is answering again, and the
+// limit, not one-event probes, is what paces a rate-limited agent (a
+// second backoff on top of the cut limit left PostHog's capacity unused
+// for seconds in the fleet benchmark). Refusals of requests that were in
+// flight together count once. recovered reports that a failure streak
+// ended.
+func (g *gate) rateLimited(probe bool, retryAfter time.Duration) (wait time.Duration, recovered bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.clk.now()
-	if !g.until.After(now) {
+	if probe {
+		g.probing = false
+		recovered = g.failing
+		g.failing, g.auth = false, false
+	}
+	if recovered || !g.until.After(now) {
 		g.limited = true
-		g.until = now.Add(g.bo.Next(retryAfter))
+		d := retry.After(retryAfter)
+		if retryAfter <= 0 {
+			d = g.bo.Next(0)
+		}
+		g.until = laterOf(g.until, now.Add(d))
 		g.changed.broadcast()
 	}
-	return g.until.Sub(now)
+	return g.until.Sub(now), recovered
 }
 
 // failed reports a retryable failure. The first failure of a streak, and

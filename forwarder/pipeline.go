@@ -313,14 +313,14 @@ func (l *limiter) release() {
 // record feeds one answer to the controller.
 func (l *limiter) record(rtt time.Duration, o outcome) {
 	l.mu.Lock()
-	l.c.record(l.clk.now(), rtt, o)
+	l.c.record(l.clk.now(), rtt, o, l.lanes > l.c.inFlight)
 	l.changed.broadcast()
 	l.mu.Unlock()
 }
 
-func (l *limiter) recovered() {
+func (l *limiter) recovered(limited bool) {
 	l.mu.Lock()
-	l.c.recovered()
+	l.c.recovered(limited)
 	l.changed.broadcast()
 	l.mu.Unlock()
 }

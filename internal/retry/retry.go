@@ -72,6 +72,20 @@ func (b *Backoff) finish(d, retryAfter time.Duration) time.Duration {
 	return max(d, min(retryAfter, MaxRetryAfter))
 }
 
+// After is the wait a server's Retry-After asks for, capped at
+// MaxRetryAfter, plus up to a quarter more: agents told the same thing at
+// the same moment (a rate-limited fleet) come back spread out, not in
+// step, and never before the server asked.
+func After(retryAfter time.Duration) time.Duration { return after(retryAfter, rand.Float64) }
+
+func after(retryAfter time.Duration, r func() float64) time.Duration {
+	d := min(retryAfter, MaxRetryAfter)
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration(r()*0.25*float64(d))
+}
+
 // Jitter spreads d by ±frac (frac < 1) or over [0, d] (frac ≥ 1).
 func Jitter(d time.Duration, frac float64) time.Duration { return jitter(d, frac, rand.Float64) }
 

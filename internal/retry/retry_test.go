@@ -45,6 +45,25 @@ func TestNextDecisions(t *testing.T) {
 	}
 }
 
+func TestAfterHonoursRetryAfterAndSpreadsAFleet(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		rand       float64
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{"never before the server asked", 0, time.Second, time.Second},
+		{"at most a quarter later", 0.999999999, 4 * time.Second, 5 * time.Second},
+		{"in between", 0.5, 2 * time.Second, 2250 * time.Millisecond},
+		{"no Retry-After, no wait", 0.5, 0, 0},
+		{"capped", 0, 48 * time.Hour, MaxRetryAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.InDelta(t, float64(tc.want), float64(after(tc.retryAfter, fixed(tc.rand))), float64(time.Millisecond))
+		})
+	}
+}
+
 func TestDelayIsTheNthStep(t *testing.T) {
 	p := Policy{Initial: time.Minute, Max: 5 * time.Minute}
 	require.Equal(t, time.Minute, p.Delay(1, 0))
