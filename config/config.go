@@ -180,7 +180,7 @@ func Default() Config {
 		Forwarder: ForwarderConfig{
 			BatchMaxEvents:    1000,
 			BatchMaxBytes:     5 << 20,
-			MaxInFlight:       16,
+			MaxInFlight:       32,
 			RequestTimeout:    Duration(30 * time.Second),
 			BackoffInitial:    Duration(time.Second),
 			BackoffMax:        Duration(5 * time.Second),

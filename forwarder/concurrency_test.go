@@ -108,6 +108,20 @@ func TestSeveralInFlightWhenTheLimitAllows(t *testing.T) {
 	require.Equal(t, 4, h.up.PeakCaptureInFlight(), "four lanes, never more than max_in_flight")
 }
 
+// Batches of very large events are bounded by bytes held, not only by the
+// limit: read-ahead and in flight together stay near maxHeldBytes.
+func TestBytesHeldBoundTheLanes(t *testing.T) {
+	h := newHarness(t, func(*fakeposthog.Request) (fakeposthog.Response, bool) {
+		return fakeposthog.Response{Delay: 20 * time.Millisecond}, true
+	}, func(o *Options) { o.BatchMaxEvents = 5; o.MaxInFlight = 16 })
+	h.f.limiter.maxHeld = 2 * 5 * len(event(0)) // two batches' worth
+	want := h.appendRecords(t, 20, 5)
+	h.start(t, 16)
+	h.waitEmpty(t)
+	require.ElementsMatch(t, want, acceptedEvents(h.up), "every event exactly once")
+	require.Equal(t, 2, h.up.PeakCaptureInFlight(), "two batches fill the byte bound, limit or not")
+}
+
 // 413 splitting, 400 bisection and 401 behave with four lanes as with one.
 func TestRefusalsWithSeveralInFlight(t *testing.T) {
 	t.Run("413 splits", func(t *testing.T) {

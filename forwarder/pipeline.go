@@ -12,6 +12,14 @@ import (
 // encoded ahead, so a lane that frees up finds its next batch gzipped.
 const prefetch = 2
 
+// maxHeldBytes bounds the events the forwarder holds in memory at once,
+// read ahead or in flight (their gzipped bodies add a fraction more):
+// max_in_flight batches of batch_max_bytes could otherwise reach gigabytes.
+// At the defaults (1,000 events of ~1 KB per batch) the bound is far off;
+// it bites only for batches of very large events, where it lowers the
+// read-ahead and then the number in flight, never below one batch.
+const maxHeldBytes = 64 << 20
+
 // job is one read of the spool: whole records, so a record is removed
 // exactly when every event in it is accepted or dead, whichever lanes
 // carried its chunks and in whatever order they finished.
@@ -29,6 +37,7 @@ type job struct {
 type chunk struct {
 	j      *job
 	events [][]byte
+	size   int    // the events' bytes
 	ticket uint64 // its place in send order
 }
 
@@ -84,7 +93,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		for _, c := range f.split(o, recs) {
 			c.ticket = ticket
 			ticket++
-			f.limiter.addLane()
+			f.limiter.addLane(c.size)
 			lanes.Add(1)
 			go func() {
 				defer lanes.Done()
@@ -110,7 +119,7 @@ func (f *Forwarder) split(o Options, recs []spool.Record) []*chunk {
 			size += len(events[n]) + 1
 			n++
 		}
-		out = append(out, &chunk{j: j, events: events[:n]})
+		out = append(out, &chunk{j: j, events: events[:n], size: size})
 		events = events[n:]
 	}
 	j.chunks = len(out)
@@ -121,7 +130,7 @@ func (f *Forwarder) split(o Options, recs []spool.Record) []*chunk {
 // waits for its turn and a free slot, delivers it, and when it was the
 // job's last chunk hands the job's records to the remover.
 func (f *Forwarder) lane(ctx context.Context, c *chunk, removals chan<- removal) {
-	defer f.limiter.removeLane()
+	defer f.limiter.removeLane(c.size)
 	body := encode(c.j.b, c.events)
 	if err := f.limiter.acquire(ctx, c.ticket); err != nil {
 		return
@@ -213,26 +222,30 @@ func (f *Forwarder) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // limiter is the controller behind a lock, plus the lanes' bookkeeping:
-// how many exist (read ahead, bounded by the limit plus prefetch) and whose
-// turn it is to start sending (send order is spool order).
+// how many exist (read ahead, bounded by the limit plus prefetch, and by
+// maxHeldBytes) and whose turn it is to start sending (send order is spool
+// order).
 type limiter struct {
 	mu      sync.Mutex
 	c       *controller
 	lanes   int
+	held    int // bytes of the lanes' events
+	maxHeld int // maxHeldBytes; tests lower it
 	turn    uint64
 	changed changes
 	clk     *clock
 }
 
 func newLimiter(maxInFlight int, clk *clock) *limiter {
-	return &limiter{c: newController(maxInFlight), changed: newChanges(), clk: clk}
+	return &limiter{c: newController(maxInFlight), maxHeld: maxHeldBytes, changed: newChanges(), clk: clk}
 }
 
-// awaitRoom blocks while enough lanes exist for the current limit.
+// awaitRoom blocks while enough lanes exist for the current limit, or
+// while they hold maxHeldBytes.
 func (l *limiter) awaitRoom(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		room := l.lanes < l.c.slots()+prefetch
+		room := l.lanes == 0 || l.lanes < l.c.slots()+prefetch && l.held < l.maxHeld
 		ch := l.changed
 		l.mu.Unlock()
 		if room {
@@ -246,15 +259,17 @@ func (l *limiter) awaitRoom(ctx context.Context) error {
 	}
 }
 
-func (l *limiter) addLane() {
+func (l *limiter) addLane(size int) {
 	l.mu.Lock()
 	l.lanes++
+	l.held += size
 	l.mu.Unlock()
 }
 
-func (l *limiter) removeLane() {
+func (l *limiter) removeLane(size int) {
 	l.mu.Lock()
 	l.lanes--
+	l.held -= size
 	l.changed.broadcast()
 	l.mu.Unlock()
 }
