@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hogrelay/hogrelay/config"
 	"github.com/hogrelay/hogrelay/flags"
 	"github.com/hogrelay/hogrelay/flags/eval"
 )
@@ -89,8 +90,8 @@ func FlagModeLines(fs FlagStatus) []string {
 		out = append(out, "polling: off because "+fs.PollingOff)
 	}
 	if c := fs.AnswerCache; c != nil {
-		out = append(out, fmt.Sprintf("answer cache: %d context(s), %d bytes (file %d bytes; bounds %d entries, %d bytes, %s)",
-			c.Entries, c.Bytes, c.FileBytes, c.MaxEntries, c.MaxBytes, c.MaxAge))
+		out = append(out, fmt.Sprintf("answer cache: %d context(s), %s (file %s; bounds %d entries, %s, %s)",
+			c.Entries, config.ByteSize(c.Bytes).Human(), config.ByteSize(c.FileBytes).Human(), c.MaxEntries, config.ByteSize(c.MaxBytes).Human(), c.MaxAge))
 	}
 	return out
 }
