@@ -203,6 +203,12 @@ func (h *Handler) handleFlags(w http.ResponseWriter, r *http.Request) {
 		writeText(w, status, err.Error())
 		return
 	}
+	// The same tokens as capture: [ingest] allowed_tokens keeps the agent
+	// from asking PostHog on behalf of projects it does not serve.
+	if err := h.ingest.Load().Admit(token); err != nil {
+		writeText(w, http.StatusUnauthorized, err.Error())
+		return
+	}
 	keys := fr.FlagKeysToEval
 	if keys == nil {
 		keys = fr.FlagKeys

@@ -114,7 +114,7 @@ func resolveToken(req *request, opt Options) (string, error) {
 	if token == "" {
 		return "", errorf(http.StatusUnauthorized, "no project token: send api_key in the body (or token on each event), or configure [posthog] api_key on the agent")
 	}
-	if err := opt.admit(token); err != nil {
+	if err := opt.Admit(token); err != nil {
 		return "", errorf(http.StatusUnauthorized, "%v", err)
 	}
 	return token, nil

@@ -32,10 +32,11 @@ func CheckToken(t string) error {
 	return nil
 }
 
-// admit applies the shape check and the [ingest] allowed_tokens list to a
-// request's token, for v0 and v1 alike. The error's text is the refusal's
-// message; it never echoes the token, which may be a mistaken secret.
-func (o Options) admit(token string) error {
+// Admit applies the shape check and the [ingest] allowed_tokens list to a
+// request's token: capture v0 and v1, and the SDKs' /flags and /decide.
+// The error's text is the refusal's message; it never echoes the token,
+// which may be a mistaken secret.
+func (o Options) Admit(token string) error {
 	if err := CheckToken(token); err != nil {
 		return fmt.Errorf("invalid project token: %w", err)
 	}

@@ -114,7 +114,7 @@ func v1Token(h http.Header, opt Options) (string, error) {
 		return "", v1Errorf(http.StatusBadRequest, "invalid_header_value", "Authorization must use the Bearer scheme")
 	}
 	token := strings.TrimSpace(auth[7:])
-	if err := opt.admit(token); err != nil {
+	if err := opt.Admit(token); err != nil {
 		return "", v1Errorf(http.StatusUnauthorized, "invalid_api_token", "%v", err)
 	}
 	return token, nil

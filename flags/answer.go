@@ -195,6 +195,11 @@ func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 	wanted := func(k string) bool { return a.FlagKeys == nil || slices.Contains(a.FlagKeys, k) }
 
 	d := s.defs.Load()
+	if a.Token != "" && s.token != "" && a.Token != s.token {
+		// Another project's SDK: the definitions are this project's, so
+		// its flags are PostHog's to answer (and cached under its token).
+		d = nil
+	}
 	ask := a.FlagKeys // what to ask PostHog; with d == nil, every wanted flag
 	if d != nil {
 		ask = s.localPart(d, a, &out, wanted)

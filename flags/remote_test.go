@@ -273,3 +273,26 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// An SDK of another project (its token is not [posthog] api_key) is not
+// answered from this project's definitions: every flag is PostHog's to
+// answer, from the SDK's own body.
+func TestAnotherProjectsTokenIsAskedOfPostHog(t *testing.T) {
+	f := newFake(t)
+	f.setFlags(answer(v2Answer))
+	h := loaded(t, f, nil)
+	sent := `{"token":"phc_otherproject","distinct_id":"u","groups":{}}`
+	all, err := h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}, Body: []byte(sent), Token: "phc_otherproject"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"needs-server"}, keys(all.Flags), "PostHog's answer only; always-on is this project's flag")
+	require.Equal(t, map[string]Source{"needs-server": SourceRemote}, all.Source)
+	_, body := f.last()
+	require.JSONEq(t, sent, string(body), "the SDK's body, not narrowed by this project's definitions")
+
+	// This project's own token is still answered locally.
+	n := f.count("/flags/")
+	all, err = h.svc.All(context.Background(), Ask{Input: eval.Input{DistinctID: "u"}, FlagKeys: []string{"always-on"}, Token: testToken})
+	require.NoError(t, err)
+	require.Equal(t, map[string]Source{"always-on": SourceLocal}, all.Source)
+	require.Equal(t, n, f.count("/flags/"))
+}
