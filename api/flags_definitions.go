@@ -39,6 +39,14 @@ func (h *Handler) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusPaymentRequired, map[string]string{"type": "quota_limited", "detail": "PostHog reports the feature flags quota is exceeded"})
 		return
 	}
+	if !h.deps.Flags.OwnProject(r.URL.Query().Get("token")) {
+		// Serving them would make another project's SDK evaluate this
+		// project's flags. Without definitions SDKs ask /flags, which the
+		// agent answers for any project from PostHog.
+		writeJSON(w, http.StatusForbidden, map[string]string{"type": "authentication_error", "code": "permission_denied",
+			"detail": "this agent holds the flag definitions of one project ([posthog] api_key) and token names another; its SDKs can still ask /flags here, or poll PostHog for definitions"})
+		return
+	}
 	raw, etag, ok := h.deps.Flags.Definitions()
 	if !ok {
 		writeText(w, http.StatusServiceUnavailable, "no flag definitions cached yet (set [posthog] personal_api_key so the agent can fetch them)")

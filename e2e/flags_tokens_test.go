@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -92,4 +93,22 @@ func TestFlagsForAnotherProjectAreNotThisProjects(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Contains(t, asked, other, "the other project's question went to PostHog, with its token")
+}
+
+// Local-evaluation SDKs of another project polling the agent for
+// definitions are refused rather than handed this project's flags; the
+// agent's own project still gets them.
+func TestDefinitionsAreServedOnlyToTheirProject(t *testing.T) {
+	up := newSampleUpstream(t, "")
+	a := startAgent(t, up)
+	bearer := map[string]string{"Authorization": "Bearer phx_sdk"}
+	require.Eventually(t, func() bool {
+		return a.do(http.MethodGet, "/flags/definitions?token="+testagent.ProjectKey+"&send_cohorts", nil, bearer).status == 200
+	}, 10*time.Second, 20*time.Millisecond, "the agent's own project gets the definitions")
+	for _, path := range []string{"/flags/definitions", "/api/feature_flag/local_evaluation"} {
+		ans := a.do(http.MethodGet, path+"?token=phc_anotherproject&send_cohorts", nil, bearer)
+		require.Equal(t, http.StatusForbidden, ans.status, "%s: %s", path, ans.body)
+		require.Contains(t, ans.body, "another", path)
+		require.NotContains(t, ans.body, "checkout-button", "none of this project's flags")
+	}
 }

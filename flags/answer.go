@@ -175,6 +175,13 @@ func (s *Service) flag(ctx context.Context, key string, a Ask) (Answer, error) {
 	return Answer{}, newNoAnswer(strings.Join(why, "; "), causes...)
 }
 
+// OwnProject reports whether token is the project whose definitions this
+// service holds ([posthog] api_key); "" means the agent's own question.
+// Only that project's flags may be answered from the definitions.
+func (s *Service) OwnProject(token string) bool {
+	return token == "" || s.token == "" || token == s.token
+}
+
 // All answers every active flag (or a.FlagKeys): locally what can be, then
 // one /flags call for the rest when allowed, and the answer cache when
 // PostHog cannot be reached. Inactive flags are left out, as PostHog's /flags
@@ -195,9 +202,9 @@ func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 	wanted := func(k string) bool { return a.FlagKeys == nil || slices.Contains(a.FlagKeys, k) }
 
 	d := s.defs.Load()
-	if a.Token != "" && s.token != "" && a.Token != s.token {
-		// Another project's SDK: the definitions are this project's, so
-		// its flags are PostHog's to answer (and cached under its token).
+	if !s.OwnProject(a.Token) {
+		// Another project's SDK: its flags are PostHog's to answer (and
+		// cached under its token).
 		d = nil
 	}
 	ask := a.FlagKeys // what to ask PostHog; with d == nil, every wanted flag
