@@ -18,7 +18,7 @@ import (
 // serve.
 func TestFlagsRefuseTokensOutsideAllowedTokens(t *testing.T) {
 	up := newSampleUpstream(t, "")
-	asked := recordFlagsTokens(up)
+	asked := recordFlagsTokens(up, nil)
 	a := startAgent(t, up, `ingest.allowed_tokens = ["`+testagent.ProjectKey+`"]`)
 	for _, path := range []string{"/flags/?v=2", "/decide/?v=4"} {
 		ans := a.do(http.MethodPost, path, []byte(`{"token":"phc_someoneelse","distinct_id":"u"}`), map[string]string{"Content-Type": "application/json"})
@@ -32,23 +32,28 @@ func TestFlagsRefuseTokensOutsideAllowedTokens(t *testing.T) {
 }
 
 // recordFlagsTokens makes up note the token of every /flags question it
-// gets (answering as it would); the returned func lists them.
-func recordFlagsTokens(up *fakeposthog.Server) func() []string {
+// gets; answer, when not nil, may answer it instead of the fake's own
+// logic. The returned func lists the tokens.
+func recordFlagsTokens(up *fakeposthog.Server, answer func(token string) (fakeposthog.Response, bool)) func() []string {
 	var (
 		mu     sync.Mutex
 		tokens []string
 	)
 	up.SetAnswer(func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
-		if r.Path == "/flags/" {
-			var body struct {
-				Token string `json:"token"`
-			}
-			_ = json.Unmarshal(r.Body, &body)
-			mu.Lock()
-			tokens = append(tokens, body.Token)
-			mu.Unlock()
+		if r.Path != "/flags/" {
+			return fakeposthog.Response{}, false
 		}
-		return fakeposthog.Response{}, false
+		var body struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(r.Body, &body)
+		mu.Lock()
+		tokens = append(tokens, body.Token)
+		mu.Unlock()
+		if answer == nil {
+			return fakeposthog.Response{}, false
+		}
+		return answer(body.Token)
 	})
 	return func() []string {
 		mu.Lock()
@@ -62,23 +67,9 @@ func recordFlagsTokens(up *fakeposthog.Server) func() []string {
 // this project's flags.
 func TestFlagsForAnotherProjectAreNotThisProjects(t *testing.T) {
 	const other = "phc_anotherproject"
-	var (
-		mu    sync.Mutex
-		asked []string
-	)
 	up := newSampleUpstream(t, "")
-	up.SetAnswer(func(r *fakeposthog.Request) (fakeposthog.Response, bool) {
-		if r.Path != "/flags/" {
-			return fakeposthog.Response{}, false
-		}
-		var body struct {
-			Token string `json:"token"`
-		}
-		_ = json.Unmarshal(r.Body, &body)
-		mu.Lock()
-		asked = append(asked, body.Token)
-		mu.Unlock()
-		if body.Token != other {
+	asked := recordFlagsTokens(up, func(token string) (fakeposthog.Response, bool) {
+		if token != other {
 			return fakeposthog.Response{}, false
 		}
 		return fakeposthog.Response{Status: 200, Body: `{"flags":{"other-project-flag":{"key":"other-project-flag","enabled":true,"variant":null}},"errorsWhileComputingFlags":false,"requestId":"r1"}`}, true
@@ -90,9 +81,7 @@ func TestFlagsForAnotherProjectAreNotThisProjects(t *testing.T) {
 
 	theirs, _ := sdkFlags(t, a, `{"token":"`+other+`","distinct_id":"user-1"}`)
 	require.Equal(t, map[string]any{"other-project-flag": true}, theirs.values(), "PostHog's answer for the other project, none of this project's flags")
-	mu.Lock()
-	defer mu.Unlock()
-	require.Contains(t, asked, other, "the other project's question went to PostHog, with its token")
+	require.Contains(t, asked(), other, "the other project's question went to PostHog, with its token")
 }
 
 // Local-evaluation SDKs of another project polling the agent for

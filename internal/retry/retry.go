@@ -73,17 +73,21 @@ func (b *Backoff) finish(d, retryAfter time.Duration) time.Duration {
 }
 
 // After is the wait a server's Retry-After asks for, capped at
-// MaxRetryAfter, plus up to a quarter more: agents told the same thing at
-// the same moment (a rate-limited fleet) come back spread out, not in
-// step, and never before the server asked.
+// MaxRetryAfter, plus up to a quarter more (at most maxAfterSpread): agents
+// told the same thing at the same moment (a rate-limited fleet) come back
+// spread out, not in step, and never before the server asked.
 func After(retryAfter time.Duration) time.Duration { return after(retryAfter, rand.Float64) }
+
+// maxAfterSpread bounds After's spread, so a long Retry-After (an hour's
+// maintenance) is not stretched by minutes.
+const maxAfterSpread = 30 * time.Second
 
 func after(retryAfter time.Duration, r func() float64) time.Duration {
 	d := min(retryAfter, MaxRetryAfter)
 	if d <= 0 {
 		return 0
 	}
-	return d + time.Duration(r()*0.25*float64(d))
+	return d + time.Duration(r()*float64(min(d/4, maxAfterSpread)))
 }
 
 // Jitter spreads d by ±frac (frac < 1) or over [0, d] (frac ≥ 1).

@@ -57,6 +57,7 @@ func TestAfterHonoursRetryAfterAndSpreadsAFleet(t *testing.T) {
 		{"in between", 0.5, 2 * time.Second, 2250 * time.Millisecond},
 		{"no Retry-After, no wait", 0.5, 0, 0},
 		{"capped", 0, 48 * time.Hour, MaxRetryAfter},
+		{"a long wait is spread by at most 30 s", 0.999999999, 10 * time.Minute, 10*time.Minute + 30*time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.InDelta(t, float64(tc.want), float64(after(tc.retryAfter, fixed(tc.rand))), float64(time.Millisecond))
