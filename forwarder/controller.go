@@ -49,7 +49,7 @@ type controller struct {
 	limit float64
 
 	inFlight     int
-	slowStart    bool // no decrease yet: grow by doubling
+	slowStart    bool // no decrease yet: each fast answer adds one
 	reachedLimit bool // a request started with every slot taken
 	backPressure bool // an answer in this interval said "slow down"
 	answers      int  // answers in this interval, of any kind
