@@ -121,9 +121,11 @@ func (g *gate) rateLimited(probe bool, retryAfter time.Duration) (wait time.Dura
 	}
 	if recovered || !g.until.After(now) {
 		g.limited = true
-		d := retry.After(retryAfter)
-		if retryAfter <= 0 {
-			d = g.bo.Next(0)
+		var d time.Duration
+		if retryAfter > 0 {
+			d = retry.After(retryAfter)
+		} else {
+			d = g.bo.Next(0) // the streak's backoff only when PostHog gave no wait
 		}
 		g.until = laterOf(g.until, now.Add(d))
 		g.changed.broadcast()
