@@ -171,7 +171,10 @@ func (s *Spool) dropOldestOf(pending *bolt.Bucket, c *counters, need int64, toke
 		n := eventCount(v)
 		d.bytes += int64(len(v))
 		if seq := keySeq(k); seq < handedOut {
-			s.dropsPending[seq] = n
+			if c.drops == nil {
+				c.drops = map[uint64]int64{}
+			}
+			c.drops[seq] = n
 			d.inFlight += n
 		} else {
 			d.events += n

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"fmt"
+	"maps"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -194,6 +195,8 @@ func (s *Spool) updateWithin(stop int, fn func(tx *bolt.Tx, c *counters) error) 
 		return fmt.Errorf("spool: update %s: %w", s.opts.Path, err)
 	}
 	s.applyUsage(&c)
+	maps.Copy(s.dropsInFlight, c.drops) // published with the counters, under the same lock
+	c.drops = nil
 	s.ctr = c
 	return nil
 }

@@ -24,7 +24,7 @@
 //     their fn (which may write to a client) with no lock held.
 //  3. ctrMu: held by update across db.Update, so the depth counters, the
 //     per-token usage and the in-flight drops change in commit order; also
-//     taken alone (Stats, settleDrops, Close).
+//     taken alone (Stats, Close).
 //  4. bbolt's own locks, inside the transaction.
 //
 // Every write after open (Append's group commit, Done, quarantine, Requeue,
@@ -167,10 +167,10 @@ type Spool struct {
 	// handedOut is one past the highest seq Next has returned: pending
 	// records below it are in flight. dropsInFlight holds the event counts of
 	// in-flight records drop_oldest deleted, until Done says they were
-	// delivered (or Close counts them as dropped); dropsPending is the same
-	// for the commit in progress. Both under ctrMu.
-	handedOut                   atomic.Uint64
-	dropsInFlight, dropsPending map[uint64]int64
+	// delivered (or Close counts them as dropped); under ctrMu, changed
+	// with ctr (counters.drops).
+	handedOut     atomic.Uint64
+	dropsInFlight map[uint64]int64
 	// recovery is set once by Open when the file was damaged.
 	recovery *Recovery
 	// openErr holds why the file is not open yet (WaitForDisk); nil once open.
@@ -208,6 +208,9 @@ type counters struct {
 	NextSeq                                            uint64
 	// tok is a write transaction's changes to Spool.usage (nil outside one).
 	tok tokenUsage
+	// drops is a write transaction's additions to Spool.dropsInFlight (nil
+	// outside one): in-flight records drop_oldest deleted (dropOldestOf).
+	drops map[uint64]int64
 }
 
 // Open opens (or creates) the spool file. A damaged file (one bbolt cannot
@@ -238,7 +241,7 @@ func Open(opts Options) (*Spool, error) {
 
 		commitFailures: logging.Burst{Window: 10 * time.Second},
 
-		dropsInFlight: map[uint64]int64{}, dropsPending: map[uint64]int64{},
+		dropsInFlight: map[uint64]int64{},
 	}
 	if err := s.openOrRecover(); err != nil {
 		if !opts.WaitForDisk || opts.ReadOnly || errors.Is(err, ErrLocked) || errors.Is(err, ErrDamaged) {

@@ -119,14 +119,12 @@ func (s *Spool) dropForRoom(need int64) (drop, error) {
 		}
 		err := s.updateWithin(int(s.opts.MaxBytes), try)
 		if errors.Is(err, berrors.ErrMaxSizeReached) && !all {
-			s.settleDrops(err)
 			need *= 2
 			continue
 		}
 		if errors.Is(err, berrors.ErrMaxSizeReached) {
 			err = s.update(try)
 		}
-		s.settleDrops(err)
 		return d, err
 	}
 }
@@ -201,24 +199,10 @@ func (s *Spool) store(group []*writeReq, results []error) (d drop, err error) {
 		}
 		return nil
 	})
-	s.settleDrops(err)
 	if err != nil {
 		return drop{}, err
 	}
 	return d, nil
-}
-
-// settleDrops keeps the in-flight drops of a committed transaction (see
-// dropOldestOf) and forgets those of one that failed.
-func (s *Spool) settleDrops(err error) {
-	s.ctrMu.Lock()
-	defer s.ctrMu.Unlock()
-	if err == nil {
-		for seq, n := range s.dropsPending {
-			s.dropsInFlight[seq] = n
-		}
-	}
-	clear(s.dropsPending)
 }
 
 // finish logs the outcome and answers every request of the group.
