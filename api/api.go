@@ -71,7 +71,6 @@ func New(d Deps, opts capture.Options) *Handler {
 		deps:     d,
 		log:      d.Logger.With().Str("component", "api").Logger(),
 		refusals: logging.Burst{Window: 10 * time.Second},
-		metrics:  newMetrics(),
 		called:   d.Called,
 	}
 	if h.called == nil {
@@ -82,7 +81,7 @@ func New(d Deps, opts capture.Options) *Handler {
 		d.DecodeBudget = DefaultDecodeBudget
 	}
 	h.budget = newDecodeBudget(d.DecodeBudget, budgetWait)
-	h.metrics.budget = h.budget
+	h.metrics = newMetrics(h.budget)
 	h.ingest.Store(&opts)
 	h.routes()
 	return h

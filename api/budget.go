@@ -28,8 +28,8 @@ func newDecodeBudget(size int64, wait time.Duration) *decodeBudget {
 
 // errBudget is a request the budget could not take.
 type errBudget struct {
-	needed, size int64
-	tooBig       bool // the request alone needs more than the whole budget
+	size   int64
+	tooBig bool // the request alone needs more than the whole budget
 }
 
 func (e *errBudget) Error() string {
@@ -88,7 +88,7 @@ func (c *claim) reserve(n int64) error {
 func (c *claim) take(n int64) error {
 	b := c.b
 	if c.held+n > b.size {
-		return &errBudget{needed: c.held + n, size: b.size, tooBig: true}
+		return &errBudget{size: b.size, tooBig: true}
 	}
 	if c.deadline.IsZero() {
 		c.deadline = time.Now().Add(b.wait)
@@ -105,7 +105,7 @@ func (c *claim) take(n int64) error {
 		b.mu.Unlock()
 		wait := time.Until(c.deadline)
 		if wait <= 0 {
-			return &errBudget{needed: n, size: b.size}
+			return &errBudget{size: b.size}
 		}
 		t := time.NewTimer(wait)
 		select {

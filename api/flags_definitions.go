@@ -18,7 +18,8 @@ func (h *Handler) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, "Bearer ") || strings.TrimSpace(strings.TrimPrefix(auth, "Bearer ")) == "" {
+	key := strings.TrimSpace(strings.TrimPrefix(auth, "Bearer "))
+	if !strings.HasPrefix(auth, "Bearer ") || key == "" {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"type": "authentication_error", "code": "no_authentication",
 			"detail": "send Authorization: Bearer <personal or project secret key>, as PostHog requires"})
 		return
@@ -26,7 +27,7 @@ func (h *Handler) handleDefinitions(w http.ResponseWriter, r *http.Request) {
 	// Any local process and any web page can reach the TCP listener, and
 	// definitions can hold emails and payloads: there only the configured
 	// keys open them. The producer socket's file mode already says who may.
-	if surfaceOf(r) == LoopbackTCP && !h.definitionsKeyOK(strings.TrimSpace(strings.TrimPrefix(auth, "Bearer "))) {
+	if surfaceOf(r) == LoopbackTCP && !h.definitionsKeyOK(key) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"type": "authentication_error", "code": "authentication_failed",
 			"detail": "this key may not read flag definitions here: on the TCP listener send [posthog] personal_api_key or a key from [flags] definitions_keys"})
 		return

@@ -16,12 +16,12 @@ type metrics struct {
 	events   *prometheus.CounterVec
 	// browserRefused counts TCP requests refused as browser-originated.
 	browserRefused prometheus.Counter
-	// budget is the decode budget, read once per scrape (nil until set).
+	// budget is the decode budget, read once per scrape.
 	budget                   *decodeBudget
 	decodeBytes, decodeLimit *prometheus.Desc
 }
 
-func newMetrics() *metrics {
+func newMetrics(budget *decodeBudget) *metrics {
 	name := func(n string) string { return prometheus.BuildFQName(metricname.Namespace, "http", n) }
 	return &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -56,10 +56,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.events.Collect(ch)
 	m.browserRefused.Collect(ch)
-	if m.budget != nil {
-		ch <- prometheus.MustNewConstMetric(m.decodeBytes, prometheus.GaugeValue, float64(m.budget.inUse()))
-		ch <- prometheus.MustNewConstMetric(m.decodeLimit, prometheus.GaugeValue, float64(m.budget.size))
-	}
+	ch <- prometheus.MustNewConstMetric(m.decodeBytes, prometheus.GaugeValue, float64(m.budget.inUse()))
+	ch <- prometheus.MustNewConstMetric(m.decodeLimit, prometheus.GaugeValue, float64(m.budget.size))
 }
 
 func (m *metrics) ingested(endpoint string, code, events int) {
