@@ -195,10 +195,7 @@ func (f *Forwarder) retryLater(probe bool, res result, n int) {
 		wait = f.gate.failed(probe, res.retryAfter)
 	}
 	f.noteError(res, "sending to PostHog failed; will retry")
-	f.metrics.retries.Inc()
-	f.mu.Lock()
-	f.status.Retries++
-	f.mu.Unlock()
+	f.countRetry()
 	f.log.Debug().Dur("wait", wait).Int("status", res.status).Str("reason", res.message).Int("events", n).Bool("probe", probe).Msg("retrying batch")
 }
 
@@ -237,14 +234,9 @@ func (f *Forwarder) holdRefused(probe bool, res result) {
 	n := f.refused.n
 	f.mu.Unlock()
 	wait := f.gate.failed(probe, res.retryAfter)
-	f.mu.Lock()
-	f.status.ConsecutiveFail++
-	f.status.LastError = fmt.Sprintf("PostHog refuses every event, even alone (%d refusals in a row with %s, none accepted): "+
-		"treating it as an upstream problem (a proxy? a wrong [posthog] host?), keeping the events and retrying; nothing is dead-lettered", n, res.message)
-	f.status.LastErrorStatus, f.status.LastErrorAt = res.status, f.clk.now()
-	f.status.Retries++
-	f.mu.Unlock()
-	f.metrics.retries.Inc()
+	f.recordFailure(res.status, fmt.Sprintf("PostHog refuses every event, even alone (%d refusals in a row with %s, none accepted): "+
+		"treating it as an upstream problem (a proxy? a wrong [posthog] host?), keeping the events and retrying; nothing is dead-lettered", n, res.message))
+	f.countRetry()
 	if first {
 		f.log.Error().Int("status", res.status).Str("reason", res.message).Int("refusals", n).Dur("retry_in", wait).
 			Msg("PostHog refuses every event, even alone: treating it as an upstream problem, keeping every event and retrying instead of dead-lettering the spool")
@@ -255,13 +247,7 @@ func (f *Forwarder) holdRefused(probe bool, res result) {
 // of a failure streak, at debug while it lasts, so a long outage does not
 // flood the journal.
 func (f *Forwarder) noteError(res result, msg string) {
-	f.mu.Lock()
-	f.status.ConsecutiveFail++
-	first := f.status.ConsecutiveFail == 1
-	f.status.LastError = res.message
-	f.status.LastErrorStatus = res.status
-	f.status.LastErrorAt = f.clk.now()
-	f.mu.Unlock()
+	first := f.recordFailure(res.status, res.message)
 	ev := f.log.Debug()
 	switch {
 	case res.status == http.StatusUnauthorized || res.status == http.StatusForbidden:
@@ -274,4 +260,22 @@ func (f *Forwarder) noteError(res result, msg string) {
 		ev = f.log.Warn()
 	}
 	ev.Int("status", res.status).Str("reason", res.message).Msg(msg)
+}
+
+// recordFailure counts one failure in status with its answer; first is the
+// first of a streak.
+func (f *Forwarder) recordFailure(status int, message string) (first bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.ConsecutiveFail++
+	f.status.LastError, f.status.LastErrorStatus, f.status.LastErrorAt = message, status, f.clk.now()
+	return f.status.ConsecutiveFail == 1
+}
+
+// countRetry counts a send that will be retried, in status and metrics.
+func (f *Forwarder) countRetry() {
+	f.metrics.retries.Inc()
+	f.mu.Lock()
+	f.status.Retries++
+	f.mu.Unlock()
 }

@@ -62,6 +62,14 @@ type Options struct {
 // not this bound, paces a fleet). Memory stays bounded by maxHeldBytes.
 const DefaultMaxInFlight = 32
 
+// maxInFlightOrDefault is n, or DefaultMaxInFlight when n is unset.
+func maxInFlightOrDefault(n int) int {
+	if n < 1 {
+		return DefaultMaxInFlight
+	}
+	return n
+}
+
 // policy is the one backoff policy for sends and spool removals: capped
 // exponential, full jitter, never less than half of backoff_initial.
 func (o Options) policy() retry.Policy {
@@ -135,9 +143,7 @@ type Forwarder struct {
 // New builds a forwarder over sp.
 func New(sp *spool.Spool, o Options) *Forwarder {
 	o.Host = strings.TrimRight(o.Host, "/")
-	if o.MaxInFlight < 1 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
+	o.MaxInFlight = maxInFlightOrDefault(o.MaxInFlight)
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment,
@@ -176,9 +182,7 @@ func New(sp *spool.Spool, o Options) *Forwarder {
 func (f *Forwarder) SetOptions(o Options) {
 	f.optMu.Lock()
 	o.Host, o.HTTPClient, o.Logger = f.opts.Host, f.opts.HTTPClient, f.opts.Logger
-	if o.MaxInFlight < 1 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
+	o.MaxInFlight = maxInFlightOrDefault(o.MaxInFlight)
 	f.opts = o
 	f.optMu.Unlock()
 	f.gate.setPolicy(o.policy())
@@ -203,8 +207,21 @@ func (f *Forwarder) Wake() {
 	}
 }
 
-// Status returns a snapshot.
+// Status returns a snapshot, with the estimate of when the spool will be
+// empty (which reads the spool's depth).
 func (f *Forwarder) Status() Status {
+	s := f.snapshot()
+	if s.DrainRate > 0 {
+		if st, err := f.sp.Stats(); err == nil && st.PendingEvents > 0 {
+			s.EmptyIn = float64(st.PendingEvents) / s.DrainRate
+		}
+	}
+	return s
+}
+
+// snapshot is Status without EmptyIn: the forwarder's own state, no spool
+// read, for callers that read the spool themselves or not at all.
+func (f *Forwarder) snapshot() Status {
 	now := f.clk.now()
 	f.mu.Lock()
 	s := f.status
@@ -226,11 +243,6 @@ func (f *Forwarder) Status() Status {
 	default:
 		s.State = StateIdle
 	}
-	if s.DrainRate > 0 {
-		if st, err := f.sp.Stats(); err == nil && st.PendingEvents > 0 {
-			s.EmptyIn = float64(st.PendingEvents) / s.DrainRate
-		}
-	}
 	return s
 }
 
@@ -242,7 +254,7 @@ func (f *Forwarder) Drain(ctx context.Context) {
 	defer t.Stop()
 	for {
 		st, err := f.sp.Stats()
-		s := f.Status()
+		s := f.snapshot()
 		if err != nil || st.PendingEvents == 0 || s.State == StateBackingOff || s.State == StateAuthFailed || s.State == StateStopped {
 			return
 		}

@@ -91,7 +91,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.counters() {
 		m.Collect(ch)
 	}
-	st := (*Forwarder)(c).Status()
+	st := (*Forwarder)(c).snapshot() // no EmptyIn: the metrics do not show it
 	for _, s := range states {
 		v := 0.0
 		if st.State == s {

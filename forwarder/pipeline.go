@@ -189,9 +189,9 @@ func (f *Forwarder) remover(ctx context.Context, removals <-chan removal) {
 // when the spool cannot be written (a full disk fails deletes too, as bbolt
 // writes new pages to free old ones). It retries the delete rather than
 // moving on, because moving on would resend the same events every time. It
-// returns false when ctx ends first; those events are sent again after the
-// next start, which PostHog drops by uuid.
-func (f *Forwarder) remove(ctx context.Context, seqs []uint64, dead []spool.DeadEvent) bool {
+// gives up when ctx ends first; those events are sent again after the next
+// start, which PostHog drops by uuid.
+func (f *Forwarder) remove(ctx context.Context, seqs []uint64, dead []spool.DeadEvent) {
 	bo := f.options().policy().Start()
 	for attempt := 1; ; attempt++ {
 		err := f.sp.Done(seqs, dead)
@@ -199,7 +199,7 @@ func (f *Forwarder) remove(ctx context.Context, seqs []uint64, dead []spool.Dead
 			if attempt > 1 {
 				f.log.Info().Int("attempts", attempt).Msg("removed sent events from the spool")
 			}
-			return true
+			return
 		}
 		ev := f.log.Debug()
 		if attempt == 1 {
@@ -207,7 +207,7 @@ func (f *Forwarder) remove(ctx context.Context, seqs []uint64, dead []spool.Dead
 		}
 		ev.Err(err).Int("attempt", attempt).Msg("removing sent events from the spool failed (disk full?); retrying the removal, not the send")
 		if !f.sleep(ctx, bo.Next(0)) {
-			return false
+			return
 		}
 	}
 }
