@@ -38,6 +38,7 @@ func newMetrics(budget *decodeBudget) *metrics {
 		}),
 		decodeBytes: prometheus.NewDesc(name("decode_bytes"), "Bytes of request bodies being read and decoded now, bounded by [ingest] max_decode_bytes.", nil, nil),
 		decodeLimit: prometheus.NewDesc(name("decode_limit_bytes"), "The decode budget, [ingest] max_decode_bytes.", nil, nil),
+		budget:      budget,
 	}
 }
 
