@@ -101,29 +101,6 @@ func newAll() All {
 	return All{Flags: map[string]eval.Result{}, Source: map[string]Source{}, Raw: map[string]json.RawMessage{}}
 }
 
-// Local answers one flag from local evaluation only (no network), with the
-// same quota rule as Flag.
-func (s *Service) Local(key string, in eval.Input) (eval.Result, error) {
-	r, err := s.local(key, in)
-	s.metrics.countFlag(SourceLocal, err)
-	return r, err
-}
-
-func (s *Service) local(key string, in eval.Input) (eval.Result, error) {
-	if s.quota.Load() {
-		return eval.Result{}, newNoAnswer(ErrQuotaLimited.Error(), ErrQuotaLimited)
-	}
-	d := s.defs.Load()
-	if d == nil {
-		return eval.Result{}, newNoAnswer(errNoDefinitions.Error(), errNoDefinitions)
-	}
-	r, err := d.ev.Evaluate(key, in)
-	if err != nil {
-		return eval.Result{}, newNoAnswer(withoutFlagPrefix(key, err), err)
-	}
-	return r, nil
-}
-
 // withoutFlagPrefix drops eval's `flag "KEY": ` so a message that already
 // names the flag does not name it twice.
 func withoutFlagPrefix(key string, err error) string {
@@ -224,22 +201,20 @@ func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 		if d == nil {
 			return out, newNoAnswer(errNoDefinitions.Error()+"; not asking PostHog because "+why, errNoDefinitions)
 		}
-		out.ErrorsWhileComputing = s.anyKnown(d, ask)
+		out.ErrorsWhileComputing = s.missingKnown(d, ask, out)
 		return out, nil
 	}
 
-	body, cacheAsked := a.Body, a.FlagKeys
+	body := a.Body
 	var err error
 	if body != nil {
 		var only []string
 		if d != nil {
-			only, cacheAsked = ask, ask
+			only = ask
 		}
 		body = passThrough(body, only)
 	} else if body, err = s.ownBody(a.Input, ask); err != nil {
 		return out, fmt.Errorf("flags: encoding the /flags request: %w", err)
-	} else {
-		cacheAsked = ask
 	}
 	ckey := contextKey(token, a.Input)
 	ans, err := s.remote(ctx, body, a.UserAgent)
@@ -251,11 +226,11 @@ func (s *Service) all(ctx context.Context, a Ask) (All, error) {
 	case err != nil:
 		out.RemoteErr = err
 		s.noteRemote(err)
-		return s.offline(d, ckey, ask, out, wanted, err)
+		return s.offline(d, ckey, ask, out, err)
 	}
 	s.noteRemote(nil)
 	if s.answers != nil {
-		s.answers.put(ckey, ans, cacheAsked)
+		s.answers.put(ckey, ans, ask)
 	}
 	for k, r := range ans.flags {
 		if wanted(k) && out.Source[k] != SourceLocal {
@@ -305,8 +280,10 @@ func (s *Service) localPart(d *definitions, a Ask, out *All, wanted func(string)
 
 // offline answers from the answer cache what PostHog could not: a context
 // seen before gets its last answer, marked cached; one never seen gets
-// nothing.
-func (s *Service) offline(d *definitions, ckey string, ask []string, out All, wanted func(string) bool, remoteErr error) (All, error) {
+// nothing. The cache gives only flags in ask (every flag when ask is nil,
+// which happens only with no definitions and no FlagKeys), and ask holds
+// only wanted flags that local evaluation did not decide.
+func (s *Service) offline(d *definitions, ckey string, ask []string, out All, remoteErr error) (All, error) {
 	var cached cachedAnswer
 	ok := false
 	if s.answers != nil {
@@ -314,9 +291,7 @@ func (s *Service) offline(d *definitions, ckey string, ask []string, out All, wa
 	}
 	if ok {
 		for k, r := range cached.ans.flags {
-			if wanted(k) && out.Source[k] != SourceLocal && (d == nil || slices.Contains(ask, k)) {
-				out.Flags[k], out.Source[k], out.Raw[k] = r, SourceCached, cached.ans.raw[k]
-			}
+			out.Flags[k], out.Source[k], out.Raw[k] = r, SourceCached, cached.ans.raw[k]
 		}
 		out.CachedAt = cached.oldest
 		out.RequestID, out.EvaluatedAt = cached.ans.requestID, cached.ans.evaluatedAt
@@ -345,19 +320,10 @@ func (s *Service) missingKnown(d *definitions, asked []string, out All) bool {
 		return false
 	}
 	for _, k := range asked {
-		if _, ok := out.Flags[k]; !ok && s.anyKnown(d, []string{k}) {
-			return true
-		}
-	}
-	return false
-}
-
-// anyKnown reports whether a key in keys is a flag the definitions know (so its
-// absence from an answer is an error, not just a flag that does not exist).
-func (s *Service) anyKnown(d *definitions, keys []string) bool {
-	for _, k := range keys {
-		if _, ok := d.ev.Flag(k); ok {
-			return true
+		if _, ok := out.Flags[k]; !ok {
+			if _, known := d.ev.Flag(k); known {
+				return true
+			}
 		}
 	}
 	return false

@@ -62,7 +62,7 @@ func (s *Service) loadCache() {
 	s.removeStaleTemps()
 	b, err := os.ReadFile(s.cachePath)
 	if errors.Is(err, fs.ErrNotExist) {
-		if s.pollingEnabled {
+		if s.polling() {
 			s.log.Info().Str("path", s.cachePath).Msg("no flag definitions cache yet; local evaluation starts with the first fetch from PostHog")
 		}
 		return

@@ -47,7 +47,7 @@ func (e *fetchError) Unwrap() error { return e.err }
 // then every poll interval, backing off exponentially while fetches fail.
 // With polling off it just waits for ctx, so it can sit in a run group.
 func (s *Service) Run(ctx context.Context) {
-	if !s.pollingEnabled {
+	if !s.polling() {
 		<-ctx.Done()
 		return
 	}
@@ -91,7 +91,7 @@ func (s *Service) nextDelay() time.Duration {
 // error says what happened (URL, status, PostHog's detail); the previous set
 // stays in use on any error.
 func (s *Service) Reload(ctx context.Context) error {
-	if !s.pollingEnabled {
+	if !s.polling() {
 		return ErrPollingDisabled
 	}
 	err := s.poll(ctx)

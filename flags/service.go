@@ -136,18 +136,17 @@ type definitions struct {
 // Service polls definitions, keeps the disk cache and answers flags.
 // All methods are safe for concurrent use.
 type Service struct {
-	host           string // without trailing slash
-	token          string
-	key            string
-	dir            string
-	cachePath      string
-	onlyLocal      bool
-	geoIPDisable   bool
-	pollingEnabled bool
-	pollingOff     string
-	client         *http.Client
-	answers        *answerCache // nil when it could not be opened
-	log            zerolog.Logger
+	host         string // without trailing slash
+	token        string
+	key          string
+	dir          string
+	cachePath    string
+	onlyLocal    bool
+	geoIPDisable bool
+	pollingOff   string // why definitions are not polled; "" when they are
+	client       *http.Client
+	answers      *answerCache // nil when it could not be opened
+	log          zerolog.Logger
 
 	defs  atomic.Pointer[definitions] // nil until something loaded
 	quota atomic.Bool                 // PostHog said 402: answer nothing until a good fetch
@@ -234,10 +233,8 @@ func New(o Options) (*Service, error) {
 		s.pollingOff = "there is no project API key ([posthog] api_key; the definitions endpoint needs ?token=)"
 	case s.key == "":
 		s.pollingOff = "there is no personal API key ([posthog] personal_api_key), which local evaluation needs"
-	default:
-		s.pollingEnabled = true
 	}
-	if !s.pollingEnabled {
+	if !s.polling() {
 		mode := "flags are answered from the definitions cache file only, if there is one"
 		if why := s.remoteBlocked(false, ""); why == "" {
 			mode = "flags are asked of PostHog's /flags (remote evaluation)"
@@ -315,7 +312,7 @@ func (s *Service) Status() Status {
 	st := Status{
 		Source:         "none",
 		QuotaLimited:   s.quota.Load(),
-		PollingEnabled: s.pollingEnabled,
+		PollingEnabled: s.polling(),
 		PollingOff:     s.pollingOff,
 		RemoteEnabled:  remoteOff == "",
 		RemoteOff:      remoteOff,
@@ -383,3 +380,6 @@ func (s *Service) redact(msg string) string {
 	}
 	return strings.ReplaceAll(msg, s.key, "[redacted]")
 }
+
+// polling reports whether the definitions are polled (see pollingOff).
+func (s *Service) polling() bool { return s.pollingOff == "" }
