@@ -3,6 +3,7 @@ package agent
 import (
 	"log"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,14 +65,12 @@ func (c *limitConn) Close() error {
 // they last) become JSON log lines, at most one per burst window, each
 // saying how many were left out since the last.
 type burstLog struct {
-	log    zerolog.Logger
-	window time.Duration
-	burst  logging.Burst
+	log   zerolog.Logger
+	burst logging.Burst
 }
 
 func newServerErrorLog(l zerolog.Logger) *log.Logger {
-	w := 10 * time.Second
-	return log.New(&burstLog{log: l.With().Str("component", "http").Logger(), window: w, burst: logging.Burst{Window: w}}, "", 0)
+	return log.New(&burstLog{log: l.With().Str("component", "http").Logger(), burst: logging.Burst{Window: 10 * time.Second}}, "", 0)
 }
 
 func (b *burstLog) Write(p []byte) (int, error) {
@@ -79,10 +78,6 @@ func (b *burstLog) Write(p []byte) (int, error) {
 	if !ok {
 		return len(p), nil
 	}
-	msg := string(p)
-	for len(msg) > 0 && msg[len(msg)-1] == '\n' {
-		msg = msg[:len(msg)-1]
-	}
-	b.log.Warn().Int("suppressed_since_last", n).Str("window", b.window.String()).Msg(msg)
+	b.log.Warn().Int("suppressed_since_last", n).Str("window", b.burst.Window.String()).Msg(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hogrelay/hogrelay/config"
+	"github.com/hogrelay/hogrelay/forwarder"
 	"github.com/hogrelay/hogrelay/sdnotify"
 )
 
@@ -62,11 +63,11 @@ func (a *Agent) statusLine() string {
 		parts = append(parts, fmt.Sprintf("dead letters: %d", st.Spool.DeadEvents))
 	}
 	fwd := "forwarder: " + string(st.Forwarder.State)
-	if st.Forwarder.State != "idle" && st.Forwarder.State != "sending" && st.Forwarder.LastError != "" {
+	if st.Forwarder.State != forwarder.StateIdle && st.Forwarder.State != forwarder.StateSending && st.Forwarder.LastError != "" {
 		fwd += " (" + st.Forwarder.LastError + ")"
 	}
 	parts = append(parts, fwd)
-	if r := a.reloadRefused(); r != nil {
+	if r := st.ReloadRefused; r != nil {
 		parts = append(parts, "reload refused at "+r.At.Format(time.TimeOnly)+": "+r.Error)
 	}
 	return strings.Join(parts, "; ")

@@ -119,7 +119,7 @@ Try it (in another terminal):
 Ctrl-C stops everything.
 
 `, rel, config.DefaultAdminSocket(rel), orDash(cfg.Listen.HTTP), up.URL(), mode, dir, rel, devProjectKey, self, rel, self, rel)
-	return runWithSignals(ctx, a, func() (config.Config, error) { return cfg, nil }, func(error) {})
+	return runWithSignals(ctx, a, func() (config.Config, error) { return cfg, nil })
 }
 
 func mustGetwd() string {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/hogrelay/hogrelay/agent"
+	"github.com/hogrelay/hogrelay/config"
 )
 
 // WriteManPage writes hogrelay(1) in roff, made from the commands' own -h
@@ -17,7 +20,7 @@ func WriteManPage(w io.Writer, version string, date time.Time) error {
 	b.WriteString(".SH NAME\nhogrelay \\- durable PostHog event forwarder and feature-flag cache\n")
 	b.WriteString(".SH SYNOPSIS\n.B hogrelay\n.I command\n[\\fIflags\\fR]\n.br\n.B hogrelay\n.I command\n.B \\-h\n")
 	b.WriteString(".SH DESCRIPTION\n")
-	b.WriteString(roffText("hogrelay runs as one agent per machine (hogrelay serve, usually as the systemd unit hogrelay.service). " +
+	b.WriteString(roffLiteral("hogrelay runs as one agent per machine (hogrelay serve, usually as the systemd unit hogrelay.service). " +
 		"Producers send PostHog events to its unix socket; each event is fsynced to a disk spool before it is acknowledged, " +
 		"and the agent forwards the spool to PostHog with retries. Feature flags are evaluated locally from definitions " +
 		"cached on disk. The other commands talk to a running agent over its socket, or work on a stopped agent's spool file."))
@@ -45,14 +48,14 @@ func WriteManPage(w io.Writer, version string, date time.Time) error {
 	b.WriteString(".SH ENVIRONMENT\n")
 	for _, v := range [][2]string{
 		{EnvSocket, "the agent's socket for client commands run without --socket or --config"},
-		{"HOGRELAY_API_KEY", "[posthog] api_key, instead of the config file"},
-		{"HOGRELAY_PERSONAL_API_KEY", "[posthog] personal_api_key, instead of the config file"},
+		{config.EnvAPIKey, "[posthog] api_key, instead of the config file"},
+		{config.EnvPersonalAPIKey, "[posthog] personal_api_key, instead of the config file"},
 		{"NO_COLOR", "when set, console logs (hogrelay dev) carry no colour codes"},
 	} {
-		fmt.Fprintf(&b, ".TP\n.B %s\n%s", v[0], roffText(v[1]))
+		fmt.Fprintf(&b, ".TP\n.B %s\n%s", v[0], roffLiteral(v[1]))
 	}
-	b.WriteString(".SH FILES\n.TP\n.I /etc/hogrelay/config.toml\nthe configuration (hogrelay check\\-config validates it)\n")
-	b.WriteString(".TP\n.I /var/lib/hogrelay\nthe spool (spool.db) and the flag definitions cache\n")
+	fmt.Fprintf(&b, ".SH FILES\n.TP\n.I %s\nthe configuration (hogrelay check\\-config validates it)\n", config.DefaultPath)
+	fmt.Fprintf(&b, ".TP\n.I %s\nthe spool (%s) and the flag definitions cache\n", config.Default().DataDir, agent.SpoolFile)
 	b.WriteString(".SH EXIT STATUS\n0 on success; 1 when a command failed (the message says why); 2 for a command line it does not take; " +
 		"flags enabled exits 1 for a flag that is off and 3 when the agent could not answer.\n")
 	b.WriteString(".SH SEE ALSO\n.BR systemctl (1),\n.BR journalctl (1)\n")
@@ -96,6 +99,3 @@ func roffLiteral(s string) string {
 	}
 	return b.String()
 }
-
-// roffText escapes one filled paragraph.
-func roffText(s string) string { return roffLiteral(s) }

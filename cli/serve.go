@@ -40,12 +40,13 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runWithSignals(ctx, a, func() (config.Config, error) { return config.Load(*path) }, a.RefuseReload)
+	return runWithSignals(ctx, a, func() (config.Config, error) { return config.Load(*path) })
 }
 
 // runWithSignals runs the agent until SIGTERM or SIGINT; SIGHUP re-reads
-// the config with load and applies what can change live.
-func runWithSignals(ctx context.Context, a *agent.Agent, load func() (config.Config, error), refused func(error)) error {
+// the config with load and applies what can change live, or reports why it
+// refused it.
+func runWithSignals(ctx context.Context, a *agent.Agent, load func() (config.Config, error)) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -59,7 +60,7 @@ func runWithSignals(ctx context.Context, a *agent.Agent, load func() (config.Con
 			case <-hup:
 				cfg, err := load()
 				if err != nil {
-					refused(err)
+					a.RefuseReload(err)
 					continue
 				}
 				a.Reload(cfg)

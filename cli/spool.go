@@ -72,9 +72,12 @@ func (st *spoolTarget) live(ctx context.Context) (*client.Client, bool) {
 		return nil, false
 	}
 	st.asked = true
-	c, err := st.client()
+	var c *client.Client
+	var err error
 	if st.admin {
 		c, err = st.adminClient()
+	} else {
+		c, err = st.client()
 	}
 	if err != nil {
 		return nil, false
