@@ -126,7 +126,7 @@ func (l ListenConfig) validate() *problem {
 		if err != nil {
 			return problemf("http", "%q is not host:port (use e.g. \"127.0.0.1:8787\")", l.HTTP)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !isLoopbackHost(host) {
 			return problemf("http", "%q is not a loopback address; the TCP listener has no authentication and must stay on 127.0.0.1 or ::1", l.HTTP)
 		}
 	}
@@ -225,8 +225,7 @@ func (f FlagsConfig) validate() *problem {
 func (c Config) Warnings() []string {
 	var w []string
 	if u, err := url.Parse(c.PostHog.Host); err == nil && u.Scheme == "http" {
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !isLoopbackHost(u.Hostname()) {
 			w = append(w, fmt.Sprintf("[posthog] host: %q is plain http to another machine: events and keys cross the network unencrypted, and a redirect to https (which hogrelay never follows) stops delivery; use https://", c.PostHog.Host))
 		}
 	}
@@ -236,4 +235,12 @@ func (c Config) Warnings() []string {
 			"events without one are refused with 401")
 	}
 	return w
+}
+
+// isLoopbackHost reports whether host (no port) is localhost or a loopback
+// IP: where the TCP listener may bind, and where plain http stays on this
+// machine.
+func isLoopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
