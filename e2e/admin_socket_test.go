@@ -19,7 +19,7 @@ import (
 // Whoever may write the producer socket sends events and reads flags; only
 // an administrator may read every project's events back or destroy them.
 func TestProducerSocketCannotAdminister(t *testing.T) {
-	up := fakeposthogWithDefinitions(t)
+	up := flagUpstream(t)
 	up.SetDefault(fakeposthog.Response{Status: 503}) // events stay spooled
 	a := startAgent(t, up)
 	evs, ids := mkEvents("payroll_viewed", 3)
@@ -124,18 +124,10 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 	})
 }
 
-func fakeposthogWithDefinitions(t *testing.T) *fakeposthog.Server {
-	t.Helper()
-	up, err := fakeposthog.New(fakeposthog.Options{FlagDefinitions: fakeposthog.SampleFlagDefinitions})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = up.Close() })
-	return up
-}
-
 // Flag definitions can hold emails and payloads. On the TCP listener, which
 // every local process can reach, only the configured keys read them.
 func TestDefinitionsOnTCPNeedAConfiguredKey(t *testing.T) {
-	up := fakeposthogWithDefinitions(t)
+	up := flagUpstream(t)
 	const sdkKey = "local-sdk-key-0123456789"
 	a := startAgent(t, up, `listen.http = "127.0.0.1:0"`, `flags.definitions_keys = ["`+sdkKey+`"]`)
 	require.Eventually(t, func() bool {

@@ -3,11 +3,8 @@ package e2e
 // `hogrelay dev`: the banner's commands work and Ctrl-C exits cleanly.
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,10 +89,7 @@ func TestOpsDevModeBannerCommandsWorkAndCtrlCExitsCleanly(t *testing.T) {
 		body := d[len("-d '") : len(d)-1]
 		require.True(t, json.Valid([]byte(body)), body)
 
-		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", filepath.Join(dir, f[2]))
-		}}}
+		c := unixClient(filepath.Join(dir, f[2]))
 		resp, err := c.Post(f[3], "application/json", strings.NewReader(body))
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)

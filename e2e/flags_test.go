@@ -13,13 +13,8 @@ import (
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 )
 
-func flagUpstream(t *testing.T) *fakeposthog.Server {
-	t.Helper()
-	up, err := fakeposthog.New(fakeposthog.Options{FlagDefinitions: fakeposthog.SampleFlagDefinitions})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = up.Close() })
-	return up
-}
+// flagUpstream is a PostHog stand-in serving the sample definitions.
+func flagUpstream(t *testing.T) *fakeposthog.Server { return newSampleUpstream(t, "") }
 
 // evaluateAll asks the agent for every sample flag for n subjects.
 func evaluateAll(t *testing.T, a *agentProc, n int) map[string]any {

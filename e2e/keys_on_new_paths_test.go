@@ -19,7 +19,7 @@ import (
 // fair-share and decode-budget refusals, a reload that changes
 // definitions_keys, and the agent's command line.
 func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
-	up := fakeposthogWithDefinitions(t)
+	up := flagUpstream(t)
 	up.SetDefault(fakeposthog.Response{Status: 503})
 	const sdkKey = "local-sdk-key-secret-0123456789"
 	const newSDKKey = "rotated-sdk-key-secret-9876543210"

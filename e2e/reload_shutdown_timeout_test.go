@@ -24,7 +24,7 @@ func TestReloadedShutdownTimeoutIsTheOneStopUses(t *testing.T) {
 	require.Equal(t, 200, a.postJSON("/batch/", batchBody(evs)).status)
 
 	writeConfig(t, a.dir, a.socket, up.URL(), `forwarder.shutdown_timeout = "1s"`, `forwarder.request_timeout = "10m"`)
-	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
+	require.NoError(t, a.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return len(a.logs.Lines("configuration reloaded")) > 0 },
 		10*time.Second, 20*time.Millisecond, "no \"configuration reloaded\" log line")
 	require.Equal(t, []any{"[forwarder] shutdown_timeout"}, a.logs.Lines("configuration reloaded")[0]["applied_keys"])
