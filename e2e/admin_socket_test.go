@@ -37,7 +37,7 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 	}
 	for _, c := range admin {
 		t.Run("producer socket refuses "+c.path, func(t *testing.T) {
-			ans := doWith(t, a.http, "http://hogrelay", c.method, c.path, nil, nil)
+			ans := doWith(t, a.HTTP, "http://hogrelay", c.method, c.path, nil, nil)
 			require.Equal(t, http.StatusForbidden, ans.status, ans.body)
 			require.Contains(t, ans.body, "admin socket")
 			require.NotContains(t, ans.body, ids[0], "no event leaks in the refusal")
@@ -45,7 +45,7 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 	}
 	for _, p := range []string{"/hogrelay/v1/status", "/hogrelay/v1/spool/stats", "/hogrelay/v1/flags", "/metrics", "/healthz"} {
 		t.Run("producer socket still serves "+p, func(t *testing.T) {
-			ans := doWith(t, a.http, "http://hogrelay", "GET", p, nil, nil)
+			ans := doWith(t, a.HTTP, "http://hogrelay", "GET", p, nil, nil)
 			require.Equal(t, 200, ans.status, ans.body)
 		})
 	}
@@ -65,7 +65,7 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 		require.Equal(t, http.StatusUnsupportedMediaType, ans.status, ans.body)
 	})
 	t.Run("socket modes", func(t *testing.T) {
-		for path, mode := range map[string]os.FileMode{a.socket: 0o660, a.adminSocket: 0o600} {
+		for path, mode := range map[string]os.FileMode{a.Socket: 0o660, a.adminSocket: 0o600} {
 			fi, err := os.Stat(path)
 			require.NoError(t, err)
 			require.Equal(t, mode, fi.Mode().Perm(), path)
@@ -77,7 +77,7 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 		out, errOut, code := a.cli("spool", "export")
 		require.Zero(t, code, errOut)
 		require.Contains(t, out, ids[0])
-		out, errOut, code = runIn(t, "", "spool", "export", "--socket", a.socket, "--config", filepath.Join(a.dir, "none.toml"))
+		out, errOut, code = runIn(t, "", "spool", "export", "--socket", a.Socket, "--config", filepath.Join(a.dir, "none.toml"))
 		require.Zero(t, code, errOut)
 		require.Contains(t, out, ids[0])
 	})
@@ -88,7 +88,7 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 		// nobody may write the producer socket (0666 here) but not the
 		// 0600 admin socket, which belongs to the agent's user.
 		require.NoError(t, os.Chmod(a.dir, 0o755))
-		require.NoError(t, os.Chmod(a.socket, 0o666))
+		require.NoError(t, os.Chmod(a.Socket, 0o666))
 		bin := filepath.Join(a.dir, "hogrelay") // the test binary's own dir is 0700
 		raw, err := os.ReadFile(binary)
 		require.NoError(t, err)
@@ -107,14 +107,14 @@ func TestProducerSocketCannotAdminister(t *testing.T) {
 			}
 			return out.String(), cmd.ProcessState.ExitCode()
 		}
-		out, code := asNobody("capture", "--socket", a.socket, "--distinct-id", "u", "--event", "nobody_sends")
+		out, code := asNobody("capture", "--socket", a.Socket, "--distinct-id", "u", "--event", "nobody_sends")
 		require.Zero(t, code, out)
 		for _, args := range [][]string{
 			{"spool", "export"},
 			{"spool", "dead-letters", "drop"},
 			{"spool", "compact"},
 		} {
-			out, code = asNobody(append(args, "--socket", a.socket)...)
+			out, code = asNobody(append(args, "--socket", a.Socket)...)
 			require.NotZero(t, code, "hogrelay %v as nobody: %s", args, out)
 			require.Contains(t, out, "admin socket", "hogrelay %v", args)
 			require.Contains(t, out, "permission denied", "hogrelay %v", args)
@@ -164,8 +164,8 @@ func TestDefinitionsOnTCPNeedAConfiguredKey(t *testing.T) {
 			})
 		}
 	}
-	require.NotContains(t, a.logs.String(), personalKey)
-	require.NotContains(t, a.logs.String(), sdkKey, "a definitions key never reaches the log")
+	require.NotContains(t, a.Logs.String(), personalKey)
+	require.NotContains(t, a.Logs.String(), sdkKey, "a definitions key never reaches the log")
 	out, _, code := a.cli("status", "--json")
 	require.Zero(t, code)
 	require.NotContains(t, out, sdkKey)

@@ -128,7 +128,7 @@ func TestMemoryStaysBoundedUnderLargeConcurrentBodies(t *testing.T) {
 			if gz {
 				req.Header.Set("Content-Encoding", "gzip")
 			}
-			resp, err := a.http.Do(req)
+			resp, err := a.HTTP.Do(req)
 			if err != nil {
 				// Refused before its body was read, the connection is
 				// closed under the writer; SDKs retry that like a 503.
@@ -164,7 +164,7 @@ func TestMemoryStaysBoundedUnderLargeConcurrentBodies(t *testing.T) {
 		go send(zipped, true)
 	}
 	wg.Wait()
-	hwm := procStatus(t, a.cmd.Process.Pid, "VmHWM")
+	hwm := procStatus(t, a.Cmd.Process.Pid, "VmHWM")
 	t.Logf("40 concurrent 20 MiB requests: %d stored, %d times told to retry; VmHWM %d MiB", stored, retried, hwm>>20)
 	require.Equal(t, 40, stored)
 	require.Less(t, hwm, int64(1<<30), "peak RSS must stay under 1 GiB (README: 2 x max_decode_bytes + 256MiB)")
@@ -178,7 +178,7 @@ func TestMemoryStaysBoundedUnderLargeConcurrentBodies(t *testing.T) {
 func TestSlowBodiesAreCutOffAndConnectionsBounded(t *testing.T) {
 	up := newUpstream(t)
 	a := startAgent(t, up, `listen.max_connections = 16`)
-	pid := a.cmd.Process.Pid
+	pid := a.Cmd.Process.Pid
 	fds := func() int {
 		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 		require.NoError(t, err)
@@ -190,7 +190,7 @@ func TestSlowBodiesAreCutOffAndConnectionsBounded(t *testing.T) {
 	closed := make(chan time.Duration, slow)
 	start := time.Now()
 	for i := 0; i < slow; i++ {
-		c, err := net.Dial("unix", a.socket)
+		c, err := net.Dial("unix", a.Socket)
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
 		_, err = fmt.Fprintf(c, "POST /batch/ HTTP/1.1\r\nHost: hogrelay\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
@@ -283,7 +283,7 @@ func TestAcceptErrorsAreLoggedOncePerBurstAsJSON(t *testing.T) {
 	a := startAgentCmd(t, up, []string{prlimit, "--nofile=48:48", binary})
 	var conns []net.Conn
 	for i := 0; i < 60; i++ {
-		c, err := net.Dial("unix", a.socket)
+		c, err := net.Dial("unix", a.Socket)
 		require.NoError(t, err)
 		conns = append(conns, c)
 	}
@@ -292,11 +292,11 @@ func TestAcceptErrorsAreLoggedOncePerBurstAsJSON(t *testing.T) {
 			c.Close()
 		}
 	})
-	require.Eventually(t, func() bool { return strings.Contains(a.logs.String(), "too many open files") },
+	require.Eventually(t, func() bool { return strings.Contains(a.Logs.String(), "too many open files") },
 		10*time.Second, 50*time.Millisecond, "the agent never ran out of descriptors")
 	time.Sleep(3 * time.Second) // the server retries accept every few ms to 1s meanwhile
 	lines, accept := 0, 0
-	for _, line := range strings.Split(strings.TrimSpace(a.logs.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(a.Logs.String()), "\n") {
 		lines++
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &m), "a log line is not JSON: %q", line)

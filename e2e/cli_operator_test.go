@@ -50,12 +50,12 @@ func TestCLIFindsTheSocketInHOGRELAY_SOCKET(t *testing.T) {
 	a := startAgent(t, up)
 	// No --socket, and no config at the default path: the variable is used.
 	cmd := exec.Command(binary, "status", "--json")
-	cmd.Env = append(os.Environ(), "HOGRELAY_SOCKET="+a.socket)
+	cmd.Env = append(os.Environ(), "HOGRELAY_SOCKET="+a.Socket)
 	out, err := cmd.Output()
 	require.NoError(t, err, "status via $HOGRELAY_SOCKET")
 	var st map[string]any
 	require.NoError(t, json.Unmarshal(out, &st))
-	require.Equal(t, []any{"unix:" + a.socket}, st["listeners"])
+	require.Equal(t, []any{"unix:" + a.Socket}, st["listeners"])
 }
 
 func TestCLICaptureTokenForAnAgentWithoutAPIKey(t *testing.T) {
@@ -70,7 +70,7 @@ func TestCLICaptureTokenForAnAgentWithoutAPIKey(t *testing.T) {
 			require.Equal(t, "phc_from_the_cli", ev.Token)
 		}
 	}
-	out, errOut, code = runIn(t, "", "check-config", "--config", a.cfgPath)
+	out, errOut, code = runIn(t, "", "check-config", "--config", a.ConfigPath)
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "is valid")
 	require.Contains(t, errOut, "api_key is empty")

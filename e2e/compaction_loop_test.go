@@ -30,7 +30,7 @@ func TestDeadLettersOverCompactAboveDoNotCauseACompactionLoop(t *testing.T) {
 		require.Eventually(t, func() bool { return a.spoolStat("dead_letter_events") == float64(i+1) }, 30*time.Second, 20*time.Millisecond)
 	}
 	require.Greater(t, a.spoolStat("file_bytes"), float64(256<<10), "dead letters alone are over compact_above")
-	before := strings.Count(a.logs.String(), "spool compacted")
+	before := strings.Count(a.Logs.String(), "spool compacted")
 
 	// Twenty small batches, each delivered before the next: each empties the
 	// queue.
@@ -41,7 +41,7 @@ func TestDeadLettersOverCompactAboveDoNotCauseACompactionLoop(t *testing.T) {
 		require.Eventually(t, func() bool { return a.spoolStat("pending_events") == 0 }, 30*time.Second, 20*time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	after := strings.Count(a.logs.String(), "spool compacted")
+	after := strings.Count(a.Logs.String(), "spool compacted")
 	require.LessOrEqual(t, after-before, 1, "compactions while only dead letters fill the file")
 	require.EqualValues(t, poisoned, a.spoolStat("dead_letter_events"), "dead letters are kept")
 }

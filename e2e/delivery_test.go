@@ -75,8 +75,8 @@ func TestSIGTERMFlushesWithinShutdownTimeoutAndKeepsTheRest(t *testing.T) {
 	evs, ids := mkEvents("term", 50)
 	require.Equal(t, 200, a.postJSON("/batch/", batchBody(evs)).status)
 	require.NoError(t, a.stop(), "a clean stop exits 0")
-	require.Contains(t, a.logs.String(), `"events_left_in_spool":50`)
-	_, err := os.Stat(a.socket)
+	require.Contains(t, a.Logs.String(), `"events_left_in_spool":50`)
+	_, err := os.Stat(a.Socket)
 	require.True(t, os.IsNotExist(err), "the socket is removed on a clean stop")
 
 	up.SetDefault(fakeposthog.Response{})
@@ -203,7 +203,7 @@ func TestSpoolFullPolicies(t *testing.T) {
 		require.Len(t, acked, 40)
 		dropped := a.spoolStat("dropped_events")
 		require.Greater(t, dropped, 0.0)
-		require.Contains(t, a.logs.String(), "dropped the oldest pending events")
+		require.Contains(t, a.Logs.String(), "dropped the oldest pending events")
 		metrics := a.do(http.MethodGet, "/metrics", nil, nil).body
 		require.Contains(t, metrics, "hogrelay_spool_dropped_events_total")
 		up.SetDefault(fakeposthog.Response{})
@@ -219,7 +219,7 @@ func TestCorruptSpoolFileIsMovedAsideAndAgentStarts(t *testing.T) {
 	spoolPath := filepath.Join(a.dir, "data", "spool.db")
 	require.NoError(t, os.WriteFile(spoolPath, bytes.Repeat([]byte("not a bbolt file "), 4096), 0o600))
 	a.start()
-	logs := a.logs.String()
+	logs := a.Logs.String()
 	require.Contains(t, logs, "spool file is damaged")
 	require.Contains(t, logs, spoolPath)
 	matches, _ := filepath.Glob(spoolPath + ".corrupt-*")
@@ -233,18 +233,18 @@ func TestStaleSocketIsReplacedLiveOneIsNotStolen(t *testing.T) {
 	up := newUpstream(t)
 	a := startAgent(t, up)
 	// A second agent with the same data dir finds the spool locked.
-	r := run(t, "serve", "--config", a.cfgPath)
+	r := run(t, "serve", "--config", a.ConfigPath)
 	require.NotZero(t, r.code)
 	require.Contains(t, r.stderr, "locked by another process")
 	// One with its own data dir but the same socket must not steal it.
-	other := writeConfig(t, t.TempDir(), a.socket, up.URL())
+	other := writeConfig(t, t.TempDir(), a.Socket, up.URL())
 	r = run(t, "serve", "--config", other)
 	require.NotZero(t, r.code)
-	require.Contains(t, r.stderr, "socket "+a.socket+" is in use")
+	require.Contains(t, r.stderr, "socket "+a.Socket+" is in use")
 	require.Equal(t, 200, a.do(http.MethodGet, "/healthz", nil, nil).status, "the live agent keeps its socket")
 
 	a.kill9() // leaves the socket file behind
-	_, err := os.Stat(a.socket)
+	_, err := os.Stat(a.Socket)
 	require.NoError(t, err)
 	a.start()
 	require.Equal(t, 200, a.do(http.MethodGet, "/healthz", nil, nil).status)

@@ -46,6 +46,6 @@ func TestSpoolFileStaysWithinMaxBytes(t *testing.T) {
 	a.start()
 	_, err = os.Stat(leftover)
 	require.True(t, os.IsNotExist(err), "the leftover is gone")
-	require.Contains(t, a.logs.String(), "removed a compaction's leftover copy")
+	require.Contains(t, a.Logs.String(), "removed a compaction's leftover copy")
 	require.NoError(t, up.WaitForUUIDs(waitCtx(t, 60*time.Second), acked))
 }

@@ -32,7 +32,7 @@ func TestDiskFullWarningsAreRateLimited(t *testing.T) {
 		}
 	}
 	require.Greater(t, refused, 150, "the disk is full")
-	logs := a.logs.String()
+	logs := a.Logs.String()
 	commitLines := strings.Count(logs, "spool commit failed")
 	refusalLines := strings.Count(logs, `"events not stored`)
 	require.Positive(t, commitLines)

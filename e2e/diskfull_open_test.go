@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
-	"github.com/hogrelay/hogrelay/internal/testagent"
 )
 
 // fill writes to path until the filesystem is full.
@@ -36,11 +35,10 @@ func fill(t *testing.T, path string) {
 func (a *agentProc) startUnready() {
 	a.t.Helper()
 	require.NoError(a.t, a.Process.StartUnready(), "agent did not answer /healthz")
-	a.cmd = a.Cmd
 }
 
 func (a *agentProc) readyz() (int, string) {
-	resp, err := a.http.Get("http://hogrelay/readyz")
+	resp, err := a.HTTP.Get("http://hogrelay/readyz")
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -60,11 +58,7 @@ func TestDiskFullAtStartKeepsTheSpoolAndWaitsForRoom(t *testing.T) {
 		up := newUpstream(t)
 		filler := filepath.Join(disk, "filler")
 		fill(t, filler)
-		dir := testagent.Dir(t)
-		a := &agentProc{t: t, dir: dir, socket: testagent.Socket(dir), up: up}
-		a.cfgPath = writeConfig(t, dir, a.socket, up.URL(), fmt.Sprintf("data_dir = %q", disk))
-		a.Process = testagent.NewProcess(t, binary, a.cfgPath, a.socket)
-		a.logs, a.http = a.Logs, a.HTTP
+		a := newAgentProc(t, up, []string{binary}, fmt.Sprintf("data_dir = %q", disk))
 		a.startUnready()
 		require.Eventually(t, func() bool {
 			code, body := a.readyz()
@@ -82,7 +76,7 @@ func TestDiskFullAtStartKeepsTheSpoolAndWaitsForRoom(t *testing.T) {
 
 		require.NoError(t, os.Remove(filler))
 		require.Eventually(t, func() bool { code, _ := a.readyz(); return code == 200 }, 60*time.Second, 100*time.Millisecond)
-		require.Contains(t, a.logs.String(), "no space left on device")
+		require.Contains(t, a.Logs.String(), "no space left on device")
 		require.Equal(t, 200, a.postJSON("/batch/", batchBody(evs)).status)
 		require.NoError(t, up.WaitForUUIDs(waitCtx(t, 30*time.Second), ids))
 	})

@@ -64,7 +64,7 @@ func TestDiskFullRefusesClearlyAndLosesNothing(t *testing.T) {
 	require.Contains(t, refused.body, "no space left on device")
 	require.NotEmpty(t, acked)
 	// The agent's stderr reaches the test through a pipe: wait for the line.
-	require.Eventually(t, func() bool { return strings.Contains(a.logs.String(), "spool commit failed") },
+	require.Eventually(t, func() bool { return strings.Contains(a.Logs.String(), "spool commit failed") },
 		10*time.Second, 50*time.Millisecond, "the full disk is logged")
 
 	// Space comes back, and so does PostHog: everything acknowledged arrives

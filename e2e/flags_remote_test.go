@@ -374,7 +374,7 @@ func TestFlagsAnswerCacheSurvivesKill9(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 30; i < 200; i++ {
-			resp, err := a.http.Post("http://hogrelay/flags/?v=2", "application/json",
+			resp, err := a.HTTP.Post("http://hogrelay/flags/?v=2", "application/json",
 				strings.NewReader(fmt.Sprintf(`{"token":%q,"distinct_id":"kill-%d"}`, projectKey, i)))
 			if err != nil {
 				return // the agent is gone

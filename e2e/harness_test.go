@@ -23,7 +23,6 @@ import (
 
 	"github.com/hogrelay/hogrelay/internal/fakeposthog"
 	"github.com/hogrelay/hogrelay/internal/testagent"
-	"github.com/hogrelay/hogrelay/internal/testlog"
 )
 
 var binary string
@@ -61,16 +60,10 @@ const (
 // agentProc is the built binary serving one test's config, with the test's
 // fake PostHog.
 type agentProc struct {
-	*testagent.Process
-	t       *testing.T
-	dir     string
-	socket  string
-	cfgPath string
-	up      *fakeposthog.Server
-	logs    *testlog.Buffer
-	http    *http.Client
-	// cmd is the current run (also Process.Cmd; set by start).
-	cmd *exec.Cmd
+	*testagent.Process // Socket, ConfigPath, Logs, HTTP, Cmd (the current run)
+	t                  *testing.T
+	dir                string
+	up                 *fakeposthog.Server
 	// admin talks to the admin socket (admin.sock next to socket), where
 	// do sends the admin calls (see adminPath).
 	adminSocket string
@@ -128,16 +121,21 @@ func startAgent(t *testing.T, up *fakeposthog.Server, overrides ...string) *agen
 // hogrelay binary, which gets "serve --config …".
 func startAgentCmd(t *testing.T, up *fakeposthog.Server, argv []string, overrides ...string) *agentProc {
 	t.Helper()
+	a := newAgentProc(t, up, argv, overrides...)
+	a.start()
+	return a
+}
+
+// newAgentProc is startAgentCmd without the start.
+func newAgentProc(t *testing.T, up *fakeposthog.Server, argv []string, overrides ...string) *agentProc {
+	t.Helper()
 	dir := testagent.Dir(t)
 	socket := testagent.Socket(dir)
-	a := &agentProc{t: t, dir: dir, socket: socket, up: up}
-	a.cfgPath = writeConfig(t, dir, socket, up.URL(), overrides...)
-	a.Process = testagent.NewProcess(t, argv[len(argv)-1], a.cfgPath, socket)
+	a := &agentProc{t: t, dir: dir, up: up}
+	a.Process = testagent.NewProcess(t, argv[len(argv)-1], writeConfig(t, dir, socket, up.URL(), overrides...), socket)
 	a.Prefix = argv[:len(argv)-1]
-	a.logs, a.http = a.Logs, a.HTTP
 	a.adminSocket = filepath.Join(dir, "admin.sock")
 	a.admin = unixClient(a.adminSocket)
-	a.start()
 	return a
 }
 
@@ -147,7 +145,6 @@ func tail(s string, n int) string { return testagent.Tail(s, n) }
 func (a *agentProc) start() {
 	a.t.Helper()
 	require.NoError(a.t, a.Process.Start(), "agent did not become ready")
-	a.cmd = a.Cmd
 }
 
 // kill9 kills the agent without warning.
@@ -172,7 +169,7 @@ type answer struct {
 // producer socket.
 func (a *agentProc) do(method, path string, body []byte, header map[string]string) answer {
 	a.t.Helper()
-	c := a.http
+	c := a.HTTP
 	if adminPath(path) {
 		c = a.admin
 	}
@@ -208,7 +205,7 @@ func (a *agentProc) postJSON(path string, v any) answer {
 // cli runs a hogrelay subcommand against this agent.
 func (a *agentProc) cli(args ...string) (string, string, int) {
 	a.t.Helper()
-	return runIn(a.t, "", append(args, "--config", a.cfgPath)...)
+	return runIn(a.t, "", append(args, "--config", a.ConfigPath)...)
 }
 
 // runIn runs the binary in dir ("" = here) and returns its output and exit

@@ -21,7 +21,7 @@ func TestOpsHealthAndReadinessOnSocketAndTCP(t *testing.T) {
 
 	listeners := opsStrings(a.status()["listeners"])
 	require.Len(t, listeners, 2)
-	require.Equal(t, "unix:"+a.socket, listeners[0])
+	require.Equal(t, "unix:"+a.Socket, listeners[0])
 	require.True(t, strings.HasPrefix(listeners[1], "tcp:127.0.0.1:"), "listeners %v", listeners)
 	addr := strings.TrimPrefix(listeners[1], "tcp:")
 	_, port, err := net.SplitHostPort(addr)
@@ -65,7 +65,7 @@ func TestOpsHealthAndReadinessOnSocketAndTCP(t *testing.T) {
 	// The table lists both listeners too.
 	out, _, code := a.cli("status")
 	require.Zero(t, code)
-	require.Contains(t, out, "unix:"+a.socket)
+	require.Contains(t, out, "unix:"+a.Socket)
 	require.Contains(t, out, listeners[1])
 
 	// Events taken on TCP are spooled and forwarded like the socket's.

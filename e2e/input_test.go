@@ -87,7 +87,7 @@ func TestKeysNeverAppearInLogsStatusOrMetrics(t *testing.T) {
 	out, _, _ := a.cli("status")
 	jsonOut, _, _ := a.cli("status", "--json")
 	metrics := a.do(http.MethodGet, "/metrics", nil, nil).body
-	for _, where := range []string{a.logs.String(), out, jsonOut, metrics} {
+	for _, where := range []string{a.Logs.String(), out, jsonOut, metrics} {
 		require.NotContains(t, where, projectKey)
 		require.NotContains(t, where, personalKey)
 	}

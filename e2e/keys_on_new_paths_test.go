@@ -37,7 +37,7 @@ func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
 	keep("definitions, project key", a.tcpDo("GET", "/flags/definitions?token="+projectKey, nil, map[string]string{"Authorization": "Bearer " + projectKey}))
 	keep("browser", a.tcpDo("POST", "/batch/", oneEventBody(t, "browser"), map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer " + sdkKey}))
 	keep("rebinding", a.tcpDo("GET", "/flags/definitions", nil, map[string]string{"Host": "evil.example", "Authorization": "Bearer " + sdkKey}))
-	keep("admin on producer socket", doWith(t, a.http, "http://hogrelay", "GET", "/hogrelay/v1/spool/export", nil, nil))
+	keep("admin on producer socket", doWith(t, a.HTTP, "http://hogrelay", "GET", "/hogrelay/v1/spool/export", nil, nil))
 	// Fill the small spool from one project, with another present, until
 	// it is refused its fair share.
 	evs, _ := mkEvents("other-project", 1)
@@ -59,17 +59,17 @@ func TestKeysNeverAppearOnTheSecurityPaths(t *testing.T) {
 	seen = append(seen, out, errOut)
 
 	// Rotate the SDK key by SIGHUP: the reload names the key, not its value.
-	writeConfig(t, a.dir, a.socket, up.URL(), `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "16MiB"`,
+	writeConfig(t, a.dir, a.Socket, up.URL(), `log.level = "trace"`, `listen.http = "127.0.0.1:0"`, `spool.max_bytes = "16MiB"`,
 		`flags.definitions_keys = ["`+newSDKKey+`"]`, `forwarder.backoff_initial = "1m"`, `forwarder.backoff_max = "5m"`)
 	require.NoError(t, a.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(a.logs.String(), "configuration reloaded") }, 10*time.Second, 20*time.Millisecond)
-	require.Contains(t, a.logs.String(), "definitions_keys")
+	require.Eventually(t, func() bool { return strings.Contains(a.Logs.String(), "configuration reloaded") }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, a.Logs.String(), "definitions_keys")
 	require.Equal(t, 200, a.tcpDo("GET", "/flags/definitions", nil, map[string]string{"Authorization": "Bearer " + newSDKKey}).status, "the rotated key applies live")
 	require.Equal(t, 401, a.tcpDo("GET", "/flags/definitions", nil, map[string]string{"Authorization": "Bearer " + sdkKey}).status, "the old key no longer opens them")
 
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", a.cmd.Process.Pid))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", a.Cmd.Process.Pid))
 	require.NoError(t, err)
-	seen = append(seen, a.logs.String(), string(cmdline), a.do(http.MethodGet, "/metrics", nil, nil).body)
+	seen = append(seen, a.Logs.String(), string(cmdline), a.do(http.MethodGet, "/metrics", nil, nil).body)
 	for _, where := range seen {
 		for _, key := range []string{projectKey, personalKey, sdkKey, newSDKKey} {
 			require.NotContains(t, where, key)

@@ -19,11 +19,11 @@ import (
 func TestReloadLogLineHasTheLevelFieldEveryLineHas(t *testing.T) {
 	up := newUpstream(t)
 	a := startAgent(t, up, `log.level = "warn"`)
-	from := len(a.logs.String())
+	from := len(a.Logs.String())
 	a.opsSighup()
 	var line map[string]any
 	require.Eventually(t, func() bool {
-		for _, l := range opsLogLines(a.logs.String()[from:]) {
+		for _, l := range opsLogLines(a.Logs.String()[from:]) {
 			if l["message"] == "configuration reloaded" {
 				line = l
 				return true
@@ -33,7 +33,7 @@ func TestReloadLogLineHasTheLevelFieldEveryLineHas(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "no reload line, though it is written at any level")
 	require.Equal(t, "info", line["level"])
 	require.NotContains(t, line, "severity")
-	for _, l := range opsLogLines(a.logs.String()) {
+	for _, l := range opsLogLines(a.Logs.String()) {
 		require.Contains(t, l, "level", "every line has a level: %v", l)
 	}
 }

@@ -52,7 +52,7 @@ func TestRedirectedCaptureIsKeptAndRetriedNotFollowed(t *testing.T) {
 	require.Equal(t, 302, reqs[1].Status)
 	require.Equal(t, reqs[0].UUIDs[0], reqs[1].UUIDs[0], "the redirected batch is kept and retried, head first")
 
-	logs := a.logs.String()
+	logs := a.Logs.String()
 	require.Contains(t, logs, landing.URL+"/batch/", "the log names where PostHog was redirected to")
 	require.Contains(t, logs, "[posthog] host", "the log says which key to fix")
 	var warned bool

@@ -37,7 +37,7 @@ func TestUpstreamRefusingEverythingDoesNotDeadLetterTheSpool(t *testing.T) {
 	require.Equal(t, "backing_off", fw["state"])
 	require.Contains(t, fw["last_error"], "refuses every event")
 	var loud bool
-	for _, l := range strings.Split(a.logs.String(), "\n") {
+	for _, l := range strings.Split(a.Logs.String(), "\n") {
 		loud = loud || strings.Contains(l, `"level":"error"`) && strings.Contains(l, "refuses every event")
 	}
 	require.True(t, loud, "logged at error")

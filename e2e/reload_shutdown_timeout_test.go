@@ -23,16 +23,16 @@ func TestReloadedShutdownTimeoutIsTheOneStopUses(t *testing.T) {
 	evs, ids := mkEvents("shutdown-timeout", 3)
 	require.Equal(t, 200, a.postJSON("/batch/", batchBody(evs)).status)
 
-	writeConfig(t, a.dir, a.socket, up.URL(), `forwarder.shutdown_timeout = "1s"`, `forwarder.request_timeout = "10m"`)
+	writeConfig(t, a.dir, a.Socket, up.URL(), `forwarder.shutdown_timeout = "1s"`, `forwarder.request_timeout = "10m"`)
 	require.NoError(t, a.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return len(a.logs.Lines("configuration reloaded")) > 0 },
+	require.Eventually(t, func() bool { return len(a.Logs.Lines("configuration reloaded")) > 0 },
 		10*time.Second, 20*time.Millisecond, "no \"configuration reloaded\" log line")
-	require.Equal(t, []any{"[forwarder] shutdown_timeout"}, a.logs.Lines("configuration reloaded")[0]["applied_keys"])
+	require.Equal(t, []any{"[forwarder] shutdown_timeout"}, a.Logs.Lines("configuration reloaded")[0]["applied_keys"])
 
 	// a.stop fails the test if the agent takes 60s, far below the old 5m
 	// budget and far above the new 1s one.
 	require.NoError(t, a.stop())
-	flush := a.logs.Lines("forwarding what is spooled before stopping")
+	flush := a.Logs.Lines("forwarding what is spooled before stopping")
 	require.Len(t, flush, 1, "the stop phase names the budget it uses")
 	require.Equal(t, "1s", flush[0]["shutdown_timeout"])
 

@@ -32,13 +32,13 @@ func TestSIGTERMStaysWithinShutdownTimeoutInTheWorstCase(t *testing.T) {
 	require.NoError(t, up.WaitForRequests(waitCtx(t, 10*time.Second), 1), "a /batch/ request hangs at PostHog")
 
 	// A producer that sent half a body and stalls...
-	stalled, err := net.Dial("unix", a.socket)
+	stalled, err := net.Dial("unix", a.Socket)
 	require.NoError(t, err)
 	defer stalled.Close()
 	_, err = stalled.Write([]byte("POST /batch/ HTTP/1.1\r\nHost: hogrelay\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"api_key\":\"" + projectKey + "\",\"batch\":["))
 	require.NoError(t, err)
 	// ...and one that pipelines requests and never reads an answer.
-	deaf, err := net.Dial("unix", a.socket)
+	deaf, err := net.Dial("unix", a.Socket)
 	require.NoError(t, err)
 	defer deaf.Close()
 	one := `{"api_key":"` + projectKey + `","event":"deaf","distinct_id":"d","properties":{"pad":"` + strings.Repeat("x", 4000) + `"}}`

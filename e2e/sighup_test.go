@@ -24,12 +24,12 @@ func TestOpsSIGHUPAppliesLiveSettingsAndNamesRestartOnes(t *testing.T) {
 	reqsBefore := len(up.Requests())
 	require.Equal(t, 10, up.Requests()[reqsBefore-1].Events, "one request of 10 under batch_max_events = 100")
 
-	logFrom := len(a.logs.String())
-	writeConfig(t, a.dir, a.socket, other.URL(), `forwarder.batch_max_events = 3`, `listen.socket_mode = "0600"`)
+	logFrom := len(a.Logs.String())
+	writeConfig(t, a.dir, a.Socket, other.URL(), `forwarder.batch_max_events = 3`, `listen.socket_mode = "0600"`)
 	a.opsSighup()
 	var reload map[string]any
 	require.Eventually(t, func() bool {
-		for _, l := range opsLogLines(a.logs.String()[logFrom:]) {
+		for _, l := range opsLogLines(a.Logs.String()[logFrom:]) {
 			if l["message"] == "configuration reloaded" {
 				reload = l
 				return true
@@ -39,7 +39,7 @@ func TestOpsSIGHUPAppliesLiveSettingsAndNamesRestartOnes(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "no \"configuration reloaded\" log line")
 	require.Equal(t, []string{"[forwarder]"}, opsStrings(reload["applied"]))
 	require.ElementsMatch(t, []string{"[posthog]", "[listen]"}, opsStrings(reload["needs_restart"]))
-	require.Equal(t, a.cfgPath, reload["config"])
+	require.Equal(t, a.ConfigPath, reload["config"])
 
 	ids = a.opsSend("hup-after", 10, nil)
 	require.NoError(t, up.WaitForUUIDs(waitCtx(t, 30*time.Second), ids), "[posthog] host needs a restart: events still go to the old host")
@@ -52,7 +52,7 @@ func TestOpsSIGHUPAppliesLiveSettingsAndNamesRestartOnes(t *testing.T) {
 	}
 	require.Equal(t, 10, total)
 	require.Empty(t, other.Requests(), "nothing goes to the new host before a restart")
-	fi, err := os.Stat(a.socket)
+	fi, err := os.Stat(a.Socket)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o660), fi.Mode().Perm(), "socket_mode needs a restart")
 	require.Equal(t, 200, a.do(http.MethodGet, "/healthz", nil, nil).status)
@@ -69,12 +69,12 @@ func TestOpsSIGHUPLogLevelDebugToWarn(t *testing.T) {
 	// one warn line (dropping the empty dead-letter bucket), and returns the
 	// log lines in between; the pipe keeps their order.
 	probe := func() []map[string]any {
-		from := len(a.logs.String())
+		from := len(a.Logs.String())
 		require.Equal(t, 400, a.do(http.MethodPost, "/batch/", []byte(`{"api_key":"phc_x","batch":[{"event":`), nil).status)
 		require.Equal(t, 200, a.do(http.MethodPost, "/hogrelay/v1/spool/dead-letters/drop", nil, nil).status)
 		var lines []map[string]any
 		require.Eventually(t, func() bool {
-			lines = opsLogLines(a.logs.String()[from:])
+			lines = opsLogLines(a.Logs.String()[from:])
 			for _, l := range lines {
 				if l["message"] == "dead letters dropped by operator request" {
 					return true
@@ -93,8 +93,8 @@ func TestOpsSIGHUPLogLevelDebugToWarn(t *testing.T) {
 	}
 	require.Contains(t, levels(probe()), "debug", "debug lines appear at level debug")
 
-	logFrom := len(a.logs.String())
-	writeConfig(t, a.dir, a.socket, up.URL(), `log.level = "warn"`, `forwarder.batch_max_events = 4`)
+	logFrom := len(a.Logs.String())
+	writeConfig(t, a.dir, a.Socket, up.URL(), `log.level = "warn"`, `forwarder.batch_max_events = 4`)
 	a.opsSighup()
 	// The level is set before the forwarder options, so a batch of the new
 	// size proves both were applied.
@@ -114,7 +114,7 @@ func TestOpsSIGHUPLogLevelDebugToWarn(t *testing.T) {
 	require.NotContains(t, levels(lines), "debug", "no debug lines after the reload to warn")
 	require.NotContains(t, levels(lines), "info")
 
-	require.Contains(t, a.logs.String()[logFrom:], "configuration reloaded",
+	require.Contains(t, a.Logs.String()[logFrom:], "configuration reloaded",
 		"BUG (agent/agent.go Agent.Reload): the reload summary is logged at info after the level was raised to warn, so the operator never sees what was applied")
 }
 
@@ -125,31 +125,31 @@ func TestOpsSIGHUPWithBrokenConfigIsRefusedAndAgentKeepsRunning(t *testing.T) {
 		mention []string
 	}{
 		{"value out of range", func(a *agentProc) {
-			writeConfig(t, a.dir, a.socket, a.up.URL(), `forwarder.batch_max_events = 0`)
+			writeConfig(t, a.dir, a.Socket, a.up.URL(), `forwarder.batch_max_events = 0`)
 		}, []string{"[forwarder] batch_max_events", "out of range"}},
 		{"unknown key", func(a *agentProc) {
-			writeConfig(t, a.dir, a.socket, a.up.URL(), `forwarder.batch_max_evnts = 5`)
+			writeConfig(t, a.dir, a.Socket, a.up.URL(), `forwarder.batch_max_evnts = 5`)
 		}, []string{"unknown key forwarder.batch_max_evnts"}},
 		{"bad level", func(a *agentProc) {
-			writeConfig(t, a.dir, a.socket, a.up.URL(), `log.level = "loud"`)
+			writeConfig(t, a.dir, a.Socket, a.up.URL(), `log.level = "loud"`)
 		}, []string{"[log] level", `\"loud\"`}},
 		{"not TOML", func(a *agentProc) {
-			require.NoError(t, writeFile(a.cfgPath, "[forwarder\nbatch_max_events = 5\n"))
+			require.NoError(t, writeFile(a.ConfigPath, "[forwarder\nbatch_max_events = 5\n"))
 		}, nil},
 		{"file removed", func(a *agentProc) {
-			require.NoError(t, os.Remove(a.cfgPath))
+			require.NoError(t, os.Remove(a.ConfigPath))
 		}, []string{"no such file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			up := newUpstream(t)
 			a := startAgent(t, up, `forwarder.batch_max_events = 2`)
-			logFrom := len(a.logs.String())
+			logFrom := len(a.Logs.String())
 			c.write(a)
 			a.opsSighup()
 			var refused string
 			require.Eventually(t, func() bool {
-				for _, l := range strings.Split(a.logs.String()[logFrom:], "\n") {
+				for _, l := range strings.Split(a.Logs.String()[logFrom:], "\n") {
 					if strings.Contains(l, "configuration reload refused") {
 						refused = l
 						return true
@@ -158,11 +158,11 @@ func TestOpsSIGHUPWithBrokenConfigIsRefusedAndAgentKeepsRunning(t *testing.T) {
 				return false
 			}, 10*time.Second, 20*time.Millisecond, "no refusal logged")
 			require.Contains(t, refused, `"level":"error"`)
-			require.Contains(t, refused, a.cfgPath, "the refusal names the file")
+			require.Contains(t, refused, a.ConfigPath, "the refusal names the file")
 			for _, m := range c.mention {
 				require.Contains(t, refused, m)
 			}
-			require.NotContains(t, a.logs.String()[logFrom:], "configuration reloaded")
+			require.NotContains(t, a.Logs.String()[logFrom:], "configuration reloaded")
 
 			// Still running, on the old configuration.
 			require.True(t, a.Running())
@@ -183,10 +183,10 @@ func TestOpsSIGHUPStatusKeepsReportingTheRunningHost(t *testing.T) {
 	up := newUpstream(t)
 	other := newUpstream(t)
 	a := startAgent(t, up)
-	writeConfig(t, a.dir, a.socket, other.URL())
+	writeConfig(t, a.dir, a.Socket, other.URL())
 	reloads := func() []map[string]any {
 		var out []map[string]any
-		for _, l := range opsLogLines(a.logs.String()) {
+		for _, l := range opsLogLines(a.Logs.String()) {
 			if l["message"] == "configuration reloaded" {
 				out = append(out, l)
 			}

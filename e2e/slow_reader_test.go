@@ -38,14 +38,14 @@ func TestSlowExportReaderDoesNotStallCompactionOrIngest(t *testing.T) {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close(); w.Close() })
-	export := exec.Command(binary, "spool", "export", "--config", a.cfgPath)
+	export := exec.Command(binary, "spool", "export", "--config", a.ConfigPath)
 	export.Stdout = w
 	require.NoError(t, export.Start())
 	t.Cleanup(func() { _ = export.Process.Kill(); _ = export.Wait() })
 	time.Sleep(time.Second)
 
 	compacted := make(chan string, 1)
-	compact := exec.Command(binary, "spool", "compact", "--config", a.cfgPath)
+	compact := exec.Command(binary, "spool", "compact", "--config", a.ConfigPath)
 	var compactOut strings.Builder
 	compact.Stdout, compact.Stderr = &compactOut, &compactOut
 	require.NoError(t, compact.Start())
@@ -56,7 +56,7 @@ func TestSlowExportReaderDoesNotStallCompactionOrIngest(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond)
 
-	quick := unixClient(a.socket)
+	quick := unixClient(a.Socket)
 	quick.Timeout = 10 * time.Second
 	evs, ids := mkEvents("slow-after", 3)
 	body, err := json.Marshal(batchBody(evs))

@@ -63,7 +63,7 @@ func TestSpoolTruncatedFileStartsAndSalvagesWhatIsLeft(t *testing.T) {
 	require.Greater(t, salvaged, 0, "the intact half holds events")
 	require.LessOrEqual(t, salvaged, len(ids))
 	require.Equal(t, a.movedAside()[0], rec["moved_to"])
-	require.Contains(t, a.logs.String(), fmt.Sprintf(`"salvaged_events":%d`, salvaged))
+	require.Contains(t, a.Logs.String(), fmt.Sprintf(`"salvaged_events":%d`, salvaged))
 	out, errOut, code := a.cli("status")
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "SPOOL DAMAGED")
@@ -131,7 +131,7 @@ func TestSpoolDamagedMetaPagesAreSalvagedAtStart(t *testing.T) {
 	require.NoError(t, up.WaitForUUIDs(waitCtx(t, 60*time.Second), ids))
 	rec := a.status()["spool"].(map[string]any)["recovery"].(map[string]any)
 	require.EqualValues(t, len(ids), rec["salvaged_events"])
-	require.Contains(t, a.logs.String(), "salvaged")
+	require.Contains(t, a.Logs.String(), "salvaged")
 }
 
 // `hogrelay spool salvage FILE` re-queues every intact event of a damaged
@@ -216,7 +216,7 @@ func TestSpoolZeroByteFileIsReported(t *testing.T) {
 	require.NoError(t, os.Truncate(a.spoolPath(), 0))
 	_ = up
 	a.start()
-	require.Contains(t, a.logs.String(), "spool file is empty (0 bytes)")
+	require.Contains(t, a.Logs.String(), "spool file is empty (0 bytes)")
 	rec := a.status()["spool"].(map[string]any)["recovery"].(map[string]any)
 	require.Contains(t, rec["problem"], "0 bytes")
 	_, errOut, code := runIn(t, "", "spool", "stats", "--file", a.movedAside()[0])

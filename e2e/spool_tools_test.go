@@ -103,7 +103,7 @@ func TestOpsSpoolToolsAgainstLiveAgent(t *testing.T) {
 		out2, _, code := a.cli("spool", "export", "--dead-letters")
 		require.Zero(t, code)
 		require.Empty(t, strings.TrimSpace(out2))
-		require.Contains(t, a.logs.String(), "dead letters dropped by operator request")
+		require.Contains(t, a.Logs.String(), "dead letters dropped by operator request")
 	})
 	t.Run("compact", func(t *testing.T) {
 		before := opsCLIJSON(t, a, "spool", "stats")["file_bytes"].(float64)
@@ -130,11 +130,11 @@ func TestOpsSpoolToolsOnStoppedAgentsFile(t *testing.T) {
 			spoolPath := filepath.Join(a.dir, "data", "spool.db")
 			if how == "SIGTERM" {
 				require.NoError(t, a.stop())
-				_, err := os.Stat(a.socket)
+				_, err := os.Stat(a.Socket)
 				require.True(t, os.IsNotExist(err), "no socket after a clean stop")
 			} else {
 				a.kill9()
-				_, err := os.Stat(a.socket)
+				_, err := os.Stat(a.Socket)
 				require.NoError(t, err, "kill -9 leaves a stale socket")
 			}
 
@@ -194,7 +194,7 @@ func TestOpsSpoolFileToolsRefuseWhileTheAgentRunsWithoutSocket(t *testing.T) {
 	up.SetDefault(fakeposthog.Response{Status: 503})
 	a := startAgent(t, up)
 	a.opsSend("locked", 5, nil)
-	require.NoError(t, os.Remove(a.socket))
+	require.NoError(t, os.Remove(a.Socket))
 	require.NoError(t, os.Remove(a.adminSocket)) // admin commands use this one
 
 	for _, args := range [][]string{

@@ -42,7 +42,7 @@ func TestOpsStatusDuringOutageAndAfterRecovery(t *testing.T) {
 		require.Equal(t, version, st["version"])
 		require.GreaterOrEqual(t, st["uptime_seconds"].(float64), 1.0)
 		require.WithinDuration(t, now.Add(-time.Duration(st["uptime_seconds"].(float64))*time.Second), opsTime(t, st["started_at"]), 5*time.Second)
-		require.Equal(t, []string{"unix:" + a.socket}, opsStrings(st["listeners"]))
+		require.Equal(t, []string{"unix:" + a.Socket}, opsStrings(st["listeners"]))
 		require.Equal(t, up.URL(), st["posthog_host"])
 		require.Greater(t, st["oldest_event_age_seconds"].(float64), 0.0)
 		require.NotContains(t, fmt.Sprint(st), projectKey, "the status carries no key")
@@ -93,7 +93,7 @@ func TestOpsStatusDuringOutageAndAfterRecovery(t *testing.T) {
 			want []string
 		}{
 			{"version", []string{version, "(up "}},
-			{"listening", []string{"unix:" + a.socket}},
+			{"listening", []string{"unix:" + a.Socket}},
 			{"posthog", []string{up.URL()}},
 			{"spool", []string{fmt.Sprintf("%d events,", len(stuck)), "file ", "bound 2.0 GiB"}},
 			{"oldest event", []string{"s old"}},

@@ -83,27 +83,27 @@ func TestSystemdStatusShowsSpoolForwarderAndARefusedReload(t *testing.T) {
 	require.NotContains(t, ns.all(), projectKey, "no key in what systemd shows")
 
 	// A broken file on SIGHUP: refused, shown at once, the agent keeps running.
-	good, err := os.ReadFile(a.cfgPath)
+	good, err := os.ReadFile(a.ConfigPath)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(a.cfgPath, append(good, []byte("\n[spool]\nmax_bytes = \"lots\"\n")...), 0o600))
+	require.NoError(t, os.WriteFile(a.ConfigPath, append(good, []byte("\n[spool]\nmax_bytes = \"lots\"\n")...), 0o600))
 	a.opsSighup()
 	require.Eventually(t, func() bool { return strings.Contains(ns.lastStatus(), "reload refused at ") }, 10*time.Second, 20*time.Millisecond,
 		"a refused reload is not in STATUS=; last: %q", ns.lastStatus())
 	require.Contains(t, ns.lastStatus(), "max_bytes", "the refusal names the key")
 	require.Contains(t, ns.lastStatus(), "spool: 5 events", "and the rest of the line stays")
 	// (--socket: the CLI cannot read the broken file either.)
-	out, errOut, code := runIn(t, "", "status", "--json", "--socket", a.socket)
+	out, errOut, code := runIn(t, "", "status", "--json", "--socket", a.Socket)
 	require.Zero(t, code, errOut)
 	var st map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	require.Contains(t, st["reload_refused"].(map[string]any)["error"], "max_bytes")
-	out, _, code = runIn(t, "", "status", "--socket", a.socket)
+	out, _, code = runIn(t, "", "status", "--socket", a.Socket)
 	require.Zero(t, code)
 	require.Contains(t, out, "reload refused")
 	require.True(t, a.Running())
 
 	// Fixed: the next reload clears it.
-	require.NoError(t, os.WriteFile(a.cfgPath, good, 0o600))
+	require.NoError(t, os.WriteFile(a.ConfigPath, good, 0o600))
 	a.opsSighup()
 	require.Eventually(t, func() bool {
 		s := ns.lastStatus()
