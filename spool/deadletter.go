@@ -90,11 +90,11 @@ func (s *Spool) Requeue() (int64, error) {
 		dead, pending := tx.Bucket(bucketDead), tx.Bucket(bucketPending)
 		var keys [][]byte
 		err := dead.ForEach(func(k, v []byte) error {
-			h, n, _, err := decodeHeader(v)
+			h, n, rest, err := decodeHeader(v)
 			if err != nil {
 				return nil // undecodable: stays dead for inspection
 			}
-			r, err := decodeRecord(keySeq(k), v)
+			r, err := decodeEvents(keySeq(k), v, h, n, rest)
 			if err != nil {
 				return nil
 			}

@@ -45,11 +45,24 @@ func recordToken(v []byte) string {
 	return h.token
 }
 
-// pendingAdded and pendingRemoved note a pending record's bytes for its
-// token in the transaction's changes.
+// pendingAdded notes a new pending record's bytes for its token in the
+// transaction's changes.
 func (c *counters) pendingAdded(v []byte) { c.tokenDelta(recordToken(v), int64(len(v))) }
 
-func (c *counters) pendingRemoved(v []byte) { c.tokenDelta(recordToken(v), -int64(len(v))) }
+// removePending takes a pending record that is being deleted off the depth
+// counters and its token's usage, reading its header once (unchecked: the
+// counters added what it says when it was stored, damaged or not), and
+// returns its event count.
+func (c *counters) removePending(v []byte) (events int64) {
+	h, n, _, err := parseHeader(v, false)
+	if err == nil {
+		events = int64(n)
+	}
+	c.PendingEvents -= events
+	c.PendingBytes -= int64(len(v))
+	c.tokenDelta(h.token, -int64(len(v)))
+	return events
+}
 
 func (c *counters) tokenDelta(token string, n int64) {
 	if c.tok == nil {
@@ -168,7 +181,7 @@ func (s *Spool) dropOldestOf(pending *bolt.Bucket, c *counters, need int64, toke
 			continue
 		}
 		keys = append(keys, append([]byte(nil), k...))
-		n := eventCount(v)
+		n := c.removePending(v)
 		d.bytes += int64(len(v))
 		if seq := keySeq(k); seq < handedOut {
 			if c.drops == nil {
@@ -179,8 +192,6 @@ func (s *Spool) dropOldestOf(pending *bolt.Bucket, c *counters, need int64, toke
 		} else {
 			d.events += n
 		}
-		c.PendingEvents -= n
-		c.pendingRemoved(v)
 	}
 	// Deleting while iterating can skip keys in bbolt; collect, then delete.
 	for _, k := range keys {
@@ -188,6 +199,5 @@ func (s *Spool) dropOldestOf(pending *bolt.Bucket, c *counters, need int64, toke
 			return drop{}, err
 		}
 	}
-	c.PendingBytes -= d.bytes
 	return d, nil
 }

@@ -27,8 +27,8 @@ func (s *Spool) boltOptions() *bolt.Options {
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: int(mmap),
 		ReadOnly:        s.opts.ReadOnly,
-		// The hard stop for removals; appends under drop_oldest are held
-		// to appendStop per transaction (see update).
+		// The hard stop for removals; appends, under either policy, are
+		// held to appendStop per transaction (see updateWithin).
 		MaxSize: s.hardStop(),
 	}
 }
@@ -53,8 +53,8 @@ func (s *Spool) appendStop() int {
 	return int(s.opts.MaxBytes - s.removalReserve())
 }
 
-// removalReserve is the part of max_bytes that drop_oldest's appends leave
-// for removals' copy-on-write pages (rewritten leaves and branches along the
+// removalReserve is the part of max_bytes that appends leave for removals'
+// copy-on-write pages (rewritten leaves and branches along the
 // deleted keys, and the freelist page, which is rewritten whole every
 // commit: 8 bytes a free page, max_bytes/512 at most). One growth step
 // covers that: the step is max_bytes/32 (64 KiB at least).
@@ -82,9 +82,7 @@ func (s *Spool) openOrRecover() error {
 	if !s.opts.ReadOnly {
 		s.removeCompactLeftover()
 	}
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	damage, err := s.inspect()
+	created, damage, err := s.inspect()
 	if err != nil {
 		return err
 	}
@@ -95,7 +93,7 @@ func (s *Spool) openOrRecover() error {
 			return nil
 		}
 		if !errors.Is(err, ErrDamaged) {
-			if created && !s.opts.ReadOnly {
+			if created {
 				// bbolt created the file and could not initialise it (a
 				// full disk): it holds nothing, and left in place the next
 				// attempt would take it for a damaged zero-byte spool.
@@ -113,26 +111,27 @@ func (s *Spool) openOrRecover() error {
 
 // inspect looks at the file before bbolt maps it: a zero-byte file or one
 // shorter than its metadata says is damage (bbolt would take the first for a
-// new spool and fault with SIGBUS on the second).
-func (s *Spool) inspect() (damage, err error) {
+// new spool and fault with SIGBUS on the second). created reports that there
+// is no file yet, so bbolt will create it.
+func (s *Spool) inspect() (created bool, damage, err error) {
 	path := s.opts.Path
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !s.opts.ReadOnly:
-		return nil, nil
+		return true, nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("spool: %w", err)
+		return false, nil, fmt.Errorf("spool: %w", err)
 	case fi.Size() == 0:
-		return fmt.Errorf("%w: the spool file is empty (0 bytes): %s held events once, and whatever it held is gone "+
+		return false, fmt.Errorf("%w: the spool file is empty (0 bytes): %s held events once, and whatever it held is gone "+
 			"(a filesystem that lost the file's data in a crash, or a truncated copy)", ErrDamaged, path), nil
 	}
 	if err := checkLength(path); err != nil {
 		if errors.Is(err, ErrDamaged) {
-			return err, nil
+			return false, err, nil
 		}
-		return nil, err
+		return false, nil, err
 	}
-	return nil, nil
+	return false, nil, nil
 }
 
 // recoverFrom moves the damaged file aside, opens a fresh spool and salvages

@@ -33,7 +33,7 @@ func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error)
 		events, bytes := 0, 0
 		for k, v := cur.Seek(seqKey(from)); k != nil; k, v = cur.Next() {
 			seq := keySeq(k)
-			h, n, _, err := decodeHeader(v)
+			h, n, rest, err := decodeHeader(v)
 			if err != nil {
 				bad = append(bad, seq)
 				continue
@@ -44,7 +44,7 @@ func (s *Spool) NextFrom(from uint64, maxEvents, maxBytes int) ([]Record, error)
 					break
 				}
 			}
-			r, err := decodeRecord(seq, v)
+			r, err := decodeEvents(seq, v, h, n, rest)
 			if err != nil {
 				bad = append(bad, seq)
 				continue
@@ -96,9 +96,7 @@ func (s *Spool) Done(seqs []uint64, dead []DeadEvent) error {
 				delete(s.dropsInFlight, seq)
 				continue
 			}
-			c.PendingEvents -= eventCount(v)
-			c.PendingBytes -= int64(len(v))
-			c.pendingRemoved(v)
+			c.removePending(v)
 			if err := pending.Delete(k); err != nil {
 				return err
 			}
@@ -128,11 +126,8 @@ func (s *Spool) quarantine(seqs []uint64) error {
 			if v == nil {
 				continue
 			}
-			size := int64(len(v))
-			n := eventCount(v)
-			c.pendingRemoved(v)
-			c.PendingEvents -= n
-			c.DeadEvents += n
+			c.DeadEvents += c.removePending(v)
+			c.DeadBytes += int64(len(v))
 			if err := dead.Put(seqKey(c.NextSeq), append([]byte(nil), v...)); err != nil {
 				return err
 			}
@@ -140,8 +135,6 @@ func (s *Spool) quarantine(seqs []uint64) error {
 			if err := pending.Delete(k); err != nil {
 				return err
 			}
-			c.PendingBytes -= size
-			c.DeadBytes += size
 		}
 		return nil
 	})

@@ -92,11 +92,18 @@ var (
 // decodeRecord parses a stored value. It copies everything it returns, because
 // bbolt's value slices are only valid inside the transaction.
 func decodeRecord(seq uint64, v []byte) (Record, error) {
-	r := Record{Seq: seq, Size: len(v)}
 	hdr, count, rest, err := decodeHeader(v)
 	if err != nil {
-		return r, fmt.Errorf("spool: record %d: %w", seq, err)
+		return Record{Seq: seq, Size: len(v)}, fmt.Errorf("spool: record %d: %w", seq, err)
 	}
+	return decodeEvents(seq, v, hdr, count, rest)
+}
+
+// decodeEvents is decodeRecord once decodeHeader has read (and checked) v's
+// header, for callers that looked at the header first: the checksum covers
+// the whole record, so it is computed once.
+func decodeEvents(seq uint64, v []byte, hdr header, count uint64, rest []byte) (Record, error) {
+	r := Record{Seq: seq, Size: len(v)}
 	r.Token, r.Historical, r.ReceivedAt, r.Reason = hdr.token, hdr.historical, hdr.received, hdr.reason
 	r.Events = make([][]byte, 0, count)
 	// One allocation for all event bytes of the record.

@@ -379,6 +379,9 @@ func (s *Spool) Append(ctx context.Context, token string, historical bool, event
 	if s.opts.ReadOnly {
 		return fmt.Errorf("spool: %s is open read-only", s.opts.Path)
 	}
+	if err := s.OpenError(); err != nil {
+		return err // not open (a full disk at start): no need to encode
+	}
 	// Encode in the caller's goroutine so producers share the CPU work and
 	// the single writer only does bbolt work.
 	now := time.Now()
@@ -396,9 +399,6 @@ func (s *Spool) Append(ctx context.Context, token string, historical bool, event
 	}
 	for _, r := range req.records {
 		req.bytes += int64(len(r))
-	}
-	if err := s.OpenError(); err != nil {
-		return err
 	}
 	s.sendMu.RLock()
 	if s.closed.Load() {

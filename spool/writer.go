@@ -69,10 +69,10 @@ func (s *Spool) writer() {
 // file's high-water mark is the measure, which keeps the file near
 // max_bytes; under drop_oldest its pages in use (high-water mark less free
 // pages) are, so dropping makes room. Pages a transaction frees are reusable
-// only after it commits, so under drop_oldest an append is also held to
-// appendStop (open.go): one that would grow the file past it fails, and
-// commit drops the oldest events in a transaction of their own and stores
-// the group again, into the pages that drop freed.
+// only after it commits, so an append is also held to appendStop (open.go,
+// under either policy): one that would grow the file past it fails, and
+// under drop_oldest commit drops the oldest events in a transaction of
+// their own and stores the group again, into the pages that drop freed.
 func (s *Spool) commit(group []*writeReq) {
 	s.commitSince.Store(time.Now().UnixNano())
 	defer s.commitSince.Store(0)
