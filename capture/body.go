@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -166,15 +167,22 @@ func gunzip(data []byte, limit int64, path string, reserve Reserve) ([]byte, err
 		return nil, errorf(http.StatusBadRequest, "invalid gzip data: %v", err)
 	}
 	defer gzipReaders.Put(zr)
+	return inflate(zr, int64(len(data)), limit, path, "gzip", reserve)
+}
+
+// inflate reads a decompressing reader over inLen compressed bytes, at most
+// limit bytes out: a refused reservation as it is, a bad stream as a 400
+// naming what (the format), more than limit as a 413.
+func inflate(zr io.Reader, inLen, limit int64, path, what string, reserve Reserve) ([]byte, error) {
 	// Typical event JSON compresses 5-10x; start there to avoid regrowth.
 	// Each doubling is reserved first, so a small body that inflates to the
 	// limit is accounted for as it inflates.
-	out, err := ReadLimited(zr, int64(len(data))*8+512, limit, reserve)
+	out, err := ReadLimited(zr, inLen*8+512, limit, reserve)
 	if err != nil {
 		if isRefused(err) {
 			return nil, err
 		}
-		return nil, errorf(http.StatusBadRequest, "invalid gzip data: %v", err)
+		return nil, errorf(http.StatusBadRequest, "invalid %s data: %v", what, err)
 	}
 	if n := int64(len(out)); n > limit {
 		return nil, tooBig(n, limit, path)

@@ -35,38 +35,31 @@ func v1Body(r Request) ([]byte, error) {
 	case "", "identity":
 		return raw, nil
 	case "gzip", "x-gzip":
-		out, err := gunzip(raw, V1BodyLimit, V1Path, r.Reserve)
-		if isRefused(err) {
-			return nil, err
-		}
-		if err != nil {
-			var ce *Error
-			if errors.As(err, &ce) && ce.Status == http.StatusRequestEntityTooLarge {
-				return nil, v1Errorf(ce.Status, "payload_too_large", "%s", ce.Message)
-			}
-			return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "%v", err)
-		}
-		return out, nil
+		return v1Inflated(gunzip(raw, V1BodyLimit, V1Path, r.Reserve))
 	case "deflate":
 		zr, err := zlib.NewReader(bytes.NewReader(raw))
 		if err != nil {
 			return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "invalid deflate (zlib) data: %v", err)
 		}
 		defer zr.Close()
-		out, err := ReadLimited(zr, int64(len(raw))*8, V1BodyLimit, r.Reserve)
-		if isRefused(err) {
-			return nil, err
-		}
-		if err != nil {
-			return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "invalid deflate (zlib) data: %v", err)
-		}
-		if n := int64(len(out)); n > V1BodyLimit {
-			return nil, v1TooBig(n)
-		}
-		return out, nil
+		return v1Inflated(inflate(zr, int64(len(raw)), V1BodyLimit, V1Path, "deflate (zlib)", r.Reserve))
 	}
 	return nil, v1Errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
 		"Content-Encoding %q is not supported by this agent (it takes gzip or deflate; PostHog also takes zstd and br)", r.Header.Get("Content-Encoding"))
+}
+
+// v1Inflated turns a decompression's failure into v1's error: a refused
+// reservation as it is, 413 payload_too_large, else 400
+// request_decoding_error.
+func v1Inflated(out []byte, err error) ([]byte, error) {
+	if err == nil || isRefused(err) {
+		return out, err
+	}
+	var ce *Error
+	if errors.As(err, &ce) && ce.Status == http.StatusRequestEntityTooLarge {
+		return nil, v1Errorf(ce.Status, "payload_too_large", "%s", ce.Message)
+	}
+	return nil, v1Errorf(http.StatusBadRequest, "request_decoding_error", "%v", err)
 }
 
 // parseV1 validates the body as JSON and reads the batch object, with
